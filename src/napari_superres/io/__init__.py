@@ -1,1 +1,5 @@
+"""Image and stack files: read, write atomically, list a folder. No Keras, no Qt."""
 
+from .images import IMAGE_SUFFIXES, check_writable, list_images, read_image, write_image
+
+__all__ = ["IMAGE_SUFFIXES", "check_writable", "list_images", "read_image", "write_image"]

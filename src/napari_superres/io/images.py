@@ -1,0 +1,477 @@
+"""Read and write images and stacks: TIFF (tifffile), PNG and JPEG (Pillow), ``.npy`` and Zarr.
+
+A leaf module (no Keras, no Qt), used by the CLI, the napari reader side and the benchmarks.
+
+``read_image`` returns ``(array, meta)``. ``meta`` always has ``"format"`` and may carry:
+
+- ``"axes"``: napari-order axis letters from T, Z, C, Y, X (e.g. ``"ZYX"``, ``"YXC"``), only when the file says
+  so (ImageJ, OME or our own TIFF metadata, OME-Zarr, RGB samples); never guessed for a plain stack;
+- ``"pixel_size"``: ``{axis letter: size}`` in ``meta["unit"]`` (e.g. ``{"Z": 2.0, "Y": 0.5, "X": 0.5}``).
+
+``write_image`` is atomic: it writes to a hidden temporary name in the destination folder, then renames it, so a
+failed or interrupted write never leaves a file under the final name. Every problem a user can fix is an
+:class:`~napari_superres.errors.InputError` or :class:`~napari_superres.errors.OutputError` with one line that
+names the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, OutputError
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = TIFF_SUFFIXES + PIL_SUFFIXES + (".npy", ".zarr")
+
+KNOWN_AXES = "TZCYX"
+BIGTIFF_BYTES = 2**31  # classic TIFF offsets are 32-bit; switch to BigTIFF well before the 4 GB limit
+_AXES_META_KEY = "napari_superres"  # our metadata inside a plain Zarr array's attributes
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def read_image(path) -> tuple[np.ndarray, dict]:
+    """Read one image or stack; return ``(array, meta)``. Raises InputError with one line on any problem."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputError(
+            f"unsupported image format {path.suffix or '(no suffix)'!r}: {path} "
+            f"(supported: {', '.join(IMAGE_SUFFIXES)})"
+        )
+    if suffix == ".zarr":
+        if not path.is_dir():
+            raise InputError(f"not a Zarr folder: {path}")
+    elif path.is_dir():
+        raise InputError(f"expected an image file, found a folder: {path}")
+    elif path.stat().st_size == 0:
+        raise InputError(f"empty file (0 bytes): {path}")
+
+    reader = {".npy": _read_npy, ".zarr": _read_zarr}.get(suffix)
+    if reader is None:
+        reader = _read_tiff if suffix in TIFF_SUFFIXES else _read_pil
+    try:
+        data, meta = reader(path)
+    except InputError:
+        raise
+    except MemoryError:
+        raise InputError(f"not enough memory to read {path}") from None
+    except Exception as exc:  # any decoder failure means the file is corrupt or not what its name says
+        raise InputError(f"cannot read {path}: {_one_line(exc)}") from None
+    meta["format"] = suffix.lstrip(".").replace("jpeg", "jpg").replace("tiff", "tif")
+    _drop_bad_axes(meta, data.ndim)
+    return data, meta
+
+
+def _read_tiff(path):
+    import tifffile
+
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)  # its messages about broken files would add lines to our one-line error
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return _read_tiff_open(tif, path)
+    finally:
+        logger.setLevel(level)
+
+
+def _read_tiff_open(tif, path):
+    if not tif.series or not tif.pages:
+        raise InputError(f"cannot read {path}: no image data (corrupt or truncated TIFF)")
+    series = tif.series[0]
+    data = series.asarray()
+    meta = {}
+    axes = series.axes.replace("S", "C") if "C" not in series.axes else series.axes
+    shaped = tif.shaped_metadata[0] if tif.is_shaped and tif.shaped_metadata else {}
+    if tif.is_ome or tif.is_imagej or "axes" in shaped or set(axes) <= set(KNOWN_AXES):
+        meta["axes"] = axes
+    if tif.is_ome:
+        meta.update(_ome_tiff_pixel_size(tif.ome_metadata))
+    elif tif.is_imagej:
+        meta.update(_imagej_pixel_size(tif))
+    elif isinstance(shaped.get("pixel_size"), dict):
+        meta["pixel_size"] = {k: float(v) for k, v in shaped["pixel_size"].items()}
+        if shaped.get("unit"):
+            meta["unit"] = str(shaped["unit"])
+    return data, meta
+
+
+def _ome_tiff_pixel_size(xml):
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return {}
+    pixels = next((el for el in root.iter() if el.tag.endswith("}Pixels") or el.tag == "Pixels"), None)
+    if pixels is None:
+        return {}
+    sizes = {ax: float(pixels.get(f"PhysicalSize{ax}")) for ax in "ZYX" if pixels.get(f"PhysicalSize{ax}")}
+    out = {"pixel_size": sizes} if sizes else {}
+    unit = pixels.get("PhysicalSizeXUnit") or ("µm" if sizes else None)  # OME's default unit is micrometre
+    if unit:
+        out["unit"] = unit
+    return out
+
+
+def _imagej_pixel_size(tif):
+    page = tif.pages.first
+    ij = tif.imagej_metadata or {}
+    sizes = {}
+    for ax, tag in (("X", "XResolution"), ("Y", "YResolution")):
+        value = page.tags.get(tag)
+        if value is not None:
+            num, den = value.value
+            if num and (num, den) != (1, 1):
+                sizes[ax] = den / num  # the tag holds pixels per unit
+    if ij.get("spacing"):
+        sizes["Z"] = float(ij["spacing"])
+    out = {"pixel_size": sizes} if sizes else {}
+    if ij.get("unit") and sizes:
+        out["unit"] = str(ij["unit"]).replace("\\u00B5", "µ")
+    return out
+
+
+def _read_pil(path):
+    from PIL import Image, ImageOps
+
+    if path.suffix.lower() == ".png":
+        _refuse_16bit_colour_png(path)
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)  # show the photo the way the camera (and every viewer) shows it
+        if im.mode in ("1", "L"):
+            im = im.convert("L")
+        elif im.mode in ("P", "PA", "LA"):
+            im = im.convert("RGBA" if im.mode != "P" or "transparency" in im.info else "RGB")
+        elif im.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+            im = im.convert("RGB")
+        data = np.asarray(im)
+    if data.dtype == np.int32 and data.size and data.min() >= 0 and data.max() <= 65535:
+        data = data.astype(np.uint16)  # 16-bit grayscale PNG, opened by Pillow in its 32-bit "I" mode
+    meta = {"axes": "YX" if data.ndim == 2 else "YXC"}
+    return np.ascontiguousarray(data), meta
+
+
+def _refuse_16bit_colour_png(path):
+    # Pillow silently reduces 16-bit colour PNGs to 8 bits; refusing beats losing half the data unannounced.
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        bit_depth, colour_type = head[24], head[25]
+        if bit_depth == 16 and colour_type in (2, 4, 6):
+            raise InputError(f"16-bit colour PNG is not supported (it would lose precision); save it as TIFF: {path}")
+
+
+def _read_npy(path):
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise InputError(f"{path} holds Python objects, not an image (pickled .npy files are refused)") from None
+        raise
+    if not isinstance(data, np.ndarray):
+        raise InputError(f"not a single array: {path}")
+    return data, {}
+
+
+def _read_zarr(path):
+    import zarr
+
+    try:
+        node = zarr.open(store=str(path), mode="r")
+    except Exception as exc:
+        raise InputError(f"cannot open Zarr {path}: {_one_line(exc)}") from None
+    meta = {}
+    if isinstance(node, zarr.Array):
+        ours = node.attrs.get(_AXES_META_KEY)
+        if isinstance(ours, dict):
+            meta.update({k: ours[k] for k in ("axes", "pixel_size", "unit") if k in ours})
+        return np.asarray(node[...]), meta
+    attrs = dict(node.attrs)
+    multiscales = attrs.get("ome", {}).get("multiscales") or attrs.get("multiscales")
+    if multiscales:
+        ms = multiscales[0]
+        level0 = ms["datasets"][0]
+        array = node[level0["path"]]
+        names = [a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])]
+        if names:
+            meta["axes"] = "".join(n.upper() for n in names)
+        scale = next(
+            (t["scale"] for t in level0.get("coordinateTransformations", []) if t.get("type") == "scale"), None
+        )
+        if scale and names and len(scale) == len(names):
+            spatial = [(n.upper(), float(s)) for n, s in zip(names, scale) if n.upper() in "ZYX"]
+            meta["pixel_size"] = dict(spatial)
+            units = {a.get("unit") for a in ms.get("axes", []) if isinstance(a, dict) and a.get("unit")}
+            if len(units) == 1:
+                unit = units.pop()
+                meta["unit"] = {v: k for k, v in _NGFF_UNITS.items()}.get(unit, unit)
+        return np.asarray(array[...]), meta
+    arrays = list(node.array_keys())
+    if len(arrays) != 1:
+        raise InputError(
+            f"Zarr group {path} is not OME-Zarr and holds {len(arrays)} arrays; point to the array folder inside it"
+        )
+    return np.asarray(node[arrays[0]][...]), meta
+
+
+def _drop_bad_axes(meta, ndim):
+    axes = meta.get("axes")
+    if axes is not None and not (
+        isinstance(axes, str) and len(axes) == ndim and set(axes) <= set(KNOWN_AXES) and len(set(axes)) == ndim
+    ):
+        del meta["axes"]  # the file's axes are not something we can use; the engine or --axes decides
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+def check_writable(path, shape, dtype, *, overwrite=False) -> Path:
+    """Raise OutputError if ``write_image(path, array of shape/dtype)`` would fail before writing anything:
+    format that cannot hold the array, an existing output without ``overwrite``, a missing or unwritable folder.
+    Lets a caller fail fast, before a long computation."""
+    path = Path(path)
+    _check_format(path, tuple(shape), np.dtype(dtype))
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise OutputError(f"output exists: {path} (use --overwrite to replace it)")
+        if path.is_dir() and path.suffix.lower() != ".zarr":
+            raise OutputError(f"output path is a folder, not a file: {path}")
+    folder = path.parent
+    if not folder.exists():
+        raise OutputError(f"output folder does not exist: {folder}")
+    if not folder.is_dir():
+        raise OutputError(f"output folder is not a folder: {folder}")
+    _probe_writable(folder)
+    return path
+
+
+def _probe_writable(folder):
+    # os.access says yes to root even on read-only filesystems; creating a file is the only honest test.
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".napari-superres-probe-")
+    except OSError as exc:
+        raise OutputError(f"output folder is not writable: {folder} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def write_image(path, array, *, overwrite=False, meta=None) -> Path:
+    """Write ``array`` to ``path`` in the format its suffix names, atomically. Returns the path.
+
+    ``meta`` (as returned by :func:`read_image`) carries axes and pixel sizes into TIFF and Zarr outputs.
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    check_writable(path, array.shape, array.dtype, overwrite=overwrite)
+    meta = dict(meta or {})
+    _drop_bad_axes(meta, array.ndim)
+    suffix = path.suffix.lower()
+    if suffix == ".zarr":
+        _write_zarr_atomic(path, array, meta)
+        return path
+    writer = {".npy": _write_npy, ".png": _write_png, ".jpg": _write_jpeg, ".jpeg": _write_jpeg}.get(
+        suffix, _write_tiff
+    )
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        with open(tmp, "r+b") as f:  # a named file object: tifffile wants a name
+            writer(f, array, meta)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        _remove_quietly(tmp)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {path}: {_one_line(exc)}") from None
+        raise
+    return path
+
+
+def _check_format(path, shape, dtype):
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise OutputError(
+            f"unsupported output format {path.suffix or '(no suffix)'!r}: {path} "
+            f"(use one of {', '.join(IMAGE_SUFFIXES)})"
+        )
+    if 0 in shape or not shape:
+        raise OutputError(f"refusing to write an empty array of shape {shape} to {path}")
+    if dtype.kind not in "uif":
+        raise OutputError(f"cannot write {dtype} data to {path}")
+    if suffix in PIL_SUFFIXES:
+        jpeg = suffix != ".png"
+        channels_ok = (3,) if jpeg else (3, 4)
+        fits = dtype == np.uint8 and (len(shape) == 2 or (len(shape) == 3 and shape[2] in channels_ok))
+        fits = fits or (not jpeg and dtype == np.uint16 and len(shape) == 2)
+        if not fits:
+            what = "8-bit gray or RGB" if jpeg else "8-bit gray, RGB or RGBA, or 16-bit gray"
+            raise OutputError(
+                f"{suffix.lstrip('.').upper()} holds only {what} images, not {'x'.join(map(str, shape))} {dtype}: "
+                f"{path} (use .tif, .npy or .zarr)"
+            )
+
+
+def _write_npy(f, array, meta):
+    np.save(f, array, allow_pickle=False)
+
+
+def _write_png(f, array, meta):
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(array)).save(f, format="PNG")
+
+
+def _write_jpeg(f, array, meta):
+    from PIL import Image
+
+    # quality 95 without chroma subsampling: an upscaled image should not lose its new detail to the encoder
+    Image.fromarray(np.ascontiguousarray(array)).save(f, format="JPEG", quality=95, subsampling=0)
+
+
+def _write_tiff(f, array, meta):
+    import tifffile
+
+    axes = meta.get("axes")
+    sizes = {k: float(v) for k, v in (meta.get("pixel_size") or {}).items() if k in "ZYX"}
+    unit = meta.get("unit")
+    common = dict(bigtiff=array.nbytes > BIGTIFF_BYTES)
+    if axes:
+        ome_axes, photometric = axes, "minisblack"
+        if axes.endswith("YXC") and array.shape[-1] in (3, 4) and array.dtype in (np.uint8, np.uint16):
+            ome_axes, photometric = axes[:-1] + "S", "rgb"
+        ome_meta = {"axes": ome_axes}
+        for ax, size in sizes.items():
+            ome_meta[f"PhysicalSize{ax}"] = size
+            if unit:
+                ome_meta[f"PhysicalSize{ax}Unit"] = unit
+        start = f.tell()
+        try:
+            tifffile.imwrite(f, array, ome=True, photometric=photometric, metadata=ome_meta, **common)
+            return
+        except ValueError:  # axes order OME cannot express (e.g. channels last but not RGB): plain TIFF below
+            f.seek(start)
+            f.truncate()
+    shaped = {}
+    if axes:
+        shaped["axes"] = axes
+    if sizes:
+        shaped["pixel_size"] = sizes
+        if unit:
+            shaped["unit"] = unit
+    tifffile.imwrite(f, array, metadata=shaped or None, **common)
+
+
+def _write_zarr_atomic(path, array, meta):
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.part"
+    try:
+        _write_zarr(tmp, array, meta)
+        if path.exists() or path.is_symlink():
+            # a folder cannot be renamed over another: move the old one aside, then delete it once replaced
+            old = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.old"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove_quietly(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException as exc:
+        _remove_quietly(tmp)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {path}: {_one_line(exc)}") from None
+        raise
+
+
+def _write_zarr(target, array, meta):
+    import zarr
+
+    axes = meta.get("axes")
+    chunks = tuple(min(n, 1024) if i >= array.ndim - 3 else 1 for i, n in enumerate(array.shape))
+    if axes and _ngff_order_ok(axes):
+        group = zarr.open_group(str(target), mode="w")
+        group.create_array("0", shape=array.shape, dtype=array.dtype, chunks=chunks)[...] = array
+        sizes = meta.get("pixel_size") or {}
+        ngff_axes = []
+        for ax in axes:
+            entry = {"name": ax.lower(), "type": {"T": "time", "C": "channel"}.get(ax, "space")}
+            if ax in "ZYX" and meta.get("unit"):
+                entry["unit"] = _ngff_unit(meta["unit"])
+            ngff_axes.append(entry)
+        scale = [float(sizes.get(ax, 1.0)) for ax in axes]
+        group.attrs["ome"] = {
+            "version": "0.5",
+            "multiscales": [
+                {
+                    "axes": ngff_axes,
+                    "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+                }
+            ],
+        }
+    else:
+        arr = zarr.create_array(str(target), shape=array.shape, dtype=array.dtype, chunks=chunks)
+        arr[...] = array
+        ours = {k: meta[k] for k in ("axes", "pixel_size", "unit") if meta.get(k)}
+        if ours:
+            arr.attrs[_AXES_META_KEY] = json.loads(json.dumps(ours))
+
+
+def _ngff_order_ok(axes):
+    # OME-Zarr wants time, then channel, then space, with at most 3 spatial axes
+    order = [KNOWN_AXES.index(a) for a in axes]
+    return order == sorted(order) and ("Y" in axes and "X" in axes)
+
+
+_NGFF_UNITS = {"µm": "micrometer", "nm": "nanometer", "mm": "millimeter", "cm": "centimeter", "m": "meter"}
+
+
+def _ngff_unit(unit):
+    return _NGFF_UNITS.get("µm" if unit in ("um", "micron") else unit, unit)
+
+
+# ----------------------------------------------------------------------------------------------- folders
+
+
+def list_images(folder) -> list[Path]:
+    """The images in ``folder`` (not recursive), sorted by name; hidden files (our temporaries) are skipped."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"not a folder: {folder}")
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and not p.name.startswith(".")
+        and (p.is_dir() if p.suffix.lower() == ".zarr" else p.is_file())
+    )
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _remove_quietly(p):
+    p = Path(p)
+    try:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
