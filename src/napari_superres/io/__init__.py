@@ -1,5 +1,21 @@
 """Image and stack files: read, write atomically, list a folder. No Keras, no Qt."""
 
-from .images import IMAGE_SUFFIXES, check_writable, list_images, read_image, write_image
+from .images import (
+    IMAGE_SUFFIXES,
+    can_hold,
+    check_folder_writable,
+    check_writable,
+    list_images,
+    read_image,
+    write_image,
+)
 
-__all__ = ["IMAGE_SUFFIXES", "check_writable", "list_images", "read_image", "write_image"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "can_hold",
+    "check_folder_writable",
+    "check_writable",
+    "list_images",
+    "read_image",
+    "write_image",
+]

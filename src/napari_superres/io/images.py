@@ -250,16 +250,26 @@ def check_writable(path, shape, dtype, *, overwrite=False) -> Path:
             raise OutputError(f"output exists: {path} (use --overwrite to replace it)")
         if path.is_dir() and path.suffix.lower() != ".zarr":
             raise OutputError(f"output path is a folder, not a file: {path}")
-    folder = path.parent
+    check_folder_writable(path.parent)
+    return path
+
+
+def can_hold(path, shape, dtype) -> bool:
+    """Whether the format named by ``path``'s suffix can store an array of this shape and dtype."""
+    try:
+        _check_format(Path(path), tuple(shape), np.dtype(dtype))
+    except OutputError:
+        return False
+    return True
+
+
+def check_folder_writable(folder) -> None:
+    """OutputError (one line) unless ``folder`` exists, is a folder and accepts new files."""
+    folder = Path(folder)
     if not folder.exists():
         raise OutputError(f"output folder does not exist: {folder}")
     if not folder.is_dir():
         raise OutputError(f"output folder is not a folder: {folder}")
-    _probe_writable(folder)
-    return path
-
-
-def _probe_writable(folder):
     # os.access says yes to root even on read-only filesystems; creating a file is the only honest test.
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".napari-superres-probe-")

@@ -1,0 +1,321 @@
+"""``napari-superres upscale INPUT... -m MODEL -o OUT``: upscale image files, stacks and folders.
+
+One input file: OUT is the output file (or an existing folder to write into). Several inputs or a folder: OUT is
+a folder; each output keeps its input's name and format (TIFF when the format cannot hold the result).
+
+Everything that can be checked before the model runs is checked first (inputs exist, outputs do not, the output
+folder is writable), so a mistake costs a second, not a run. Outputs are written atomically. In a batch a bad
+file is reported and the others are still processed; the exit code is then 1.
+
+This module imports no Keras at import time: ``--device`` must set the environment before TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..errors import InputError, OutputError, SuperResError
+
+BATCH_FAILED = 1  # some files of a batch failed (user errors of a single run exit 2, see cli.main)
+
+
+def _int_at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "upscale",
+        help="upscale images, stacks or folders with a model",
+        description="Upscale image files (TIFF, PNG, JPEG, NPY, Zarr) or folders of them with a super-resolution "
+        "model. MODEL is a shipped or user model's name (see `napari-superres models`) or a .keras file.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    p.add_argument("-m", "--model", required=True, help="model name or path to a .keras file")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="output file (one input) or folder (several inputs)"
+    )
+    p.add_argument("--tile", type=_positive_int, metavar="N", help="tile size in input pixels (default: whole image)")
+    p.add_argument("--overlap", type=_non_negative_int, metavar="N", help="tile overlap in input pixels")
+    p.add_argument("--axes", help="axes of the input in napari order, e.g. YX, YXC, ZYX, TZYX, CYX")
+    p.add_argument("--tta", action="store_true", help="self-ensemble: average 8 flips/rotations (8x slower)")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "gpu"),
+        default="auto",
+        help="cpu hides all GPUs; gpu fails if none is visible (default: auto)",
+    )
+    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="tiles or slices per model call")
+    p.add_argument(
+        "--normalization",
+        choices=("range", "percentile"),
+        help="value normalisation (default: the model's own): range for photos, percentile 2/99.8 for microscopy",
+    )
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    existing.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist alone")
+    p.add_argument(
+        "--allow-unsafe",
+        action="store_true",
+        help="load a model that needs custom Python code (runs code from the model file: trusted files only)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-file lines")
+    return p
+
+
+# ----------------------------------------------------------------------------------------------- planning
+
+
+def collect_inputs(inputs):
+    """The image files named on the command line, folders expanded; and whether this is a batch."""
+    from ..io import list_images
+
+    files, batch = [], len(inputs) > 1
+    for text in inputs:
+        path = Path(text)
+        if not path.exists():
+            raise InputError(f"input not found: {path}")
+        if path.is_dir() and path.suffix.lower() != ".zarr":
+            found = list_images(path)
+            if not found:
+                raise InputError(f"no images in folder {path} (looking for .tif, .png, .jpg, .npy, .zarr)")
+            files += found
+            batch = True
+        else:
+            files.append(path)
+    return files, batch
+
+
+def plan_outputs(files, batch, output):
+    """``[(input, output)]``. Raises for an OUT that cannot be what the inputs need, or name collisions."""
+    from ..io import IMAGE_SUFFIXES
+
+    out = Path(output)
+    names_a_file = out.suffix.lower() in IMAGE_SUFFIXES
+    if batch:
+        if out.exists() and not out.is_dir() or names_a_file:
+            raise OutputError(f"several inputs need a folder as OUT, not {out}")
+        pairs = [(f, out / f.name) for f in files]
+    elif out.is_dir() and not names_a_file or not names_a_file and not out.exists():
+        pairs = [(files[0], out / files[0].name)]  # an existing folder, or a new one (a name with no suffix)
+    else:
+        pairs = [(files[0], out)]
+    seen = {}
+    for src, dst in pairs:
+        if _same_file(src, dst):
+            raise OutputError(f"the output would replace the input {src}; choose another OUT")
+        if dst in seen:
+            raise InputError(f"{seen[dst]} and {src} would both be written to {dst}; upscale them separately")
+        seen[dst] = src
+    return pairs
+
+
+def _same_file(a, b):
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_outputs(pairs, *, overwrite, skip_existing):
+    """Refuse existing outputs (unless told otherwise) and unwritable folders. Returns the pairs to run and
+    the number skipped."""
+    from ..io import check_folder_writable
+
+    existing = [dst for _, dst in pairs if dst.exists() or dst.is_symlink()]
+    if existing and not (overwrite or skip_existing):
+        if len(existing) == 1:
+            raise OutputError(f"output exists: {existing[0]} (use --overwrite to replace it)")
+        raise OutputError(
+            f"{len(existing)} outputs already exist (e.g. {existing[0]}); "
+            "use --overwrite to replace them or --skip-existing to skip them"
+        )
+    if skip_existing:
+        pairs = [(src, dst) for src, dst in pairs if dst not in existing]
+    folder = pairs[0][1].parent if pairs else None
+    if folder is not None:
+        # a folder that is not there yet will be made: its parent must take it
+        check_folder_writable(folder if folder.exists() else folder.parent)
+    return pairs, len(existing) if skip_existing else 0
+
+
+# ----------------------------------------------------------------------------------------------- device
+
+
+def prepare_device(device):
+    """Set the environment before Keras is imported: quiet TensorFlow, and hide GPUs for ``cpu``."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+        os.environ["JAX_PLATFORMS"] = "cpu"
+
+
+def check_gpu():
+    """SuperResError unless the Keras backend sees at least one GPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    count = 0
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        count = len(tf.config.list_physical_devices("GPU"))
+    elif backend == "jax":
+        import jax
+
+        count = sum(d.platform == "gpu" for d in jax.devices())
+    elif backend == "torch":
+        import torch
+
+        count = torch.cuda.device_count()
+    if not count:
+        raise SuperResError(f"--device gpu: no GPU is visible to Keras ({backend} backend); use --device cpu or auto")
+
+
+# ----------------------------------------------------------------------------------------------- running
+
+
+class Progress:
+    """A tqdm bar on stderr fed by the engine's ``progress(done, total)`` callback."""
+
+    def __init__(self, label, enabled):
+        self.label, self.enabled, self.bar = label, enabled, None
+
+    def __call__(self, done, total):
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.label, unit="step", file=sys.stderr, dynamic_ncols=True)
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def read_checked(src, axes_arg):
+    """Read an input and refuse what the engine cannot take, before the model is even loaded."""
+    from ..engine.axes import resolve_axes
+    from ..engine.normalize import check_array
+    from ..io import read_image
+
+    data, meta = read_image(src)
+    try:
+        check_array(data)
+        axes = resolve_axes(axes_arg or meta.get("axes"), data.shape)
+    except InputError as exc:
+        raise InputError(f"{src}: {exc}") from None
+    return data, meta, axes
+
+
+def output_meta(meta, axes, axes_known, scale):
+    """The input's metadata for the output: same axes (when known), Y and X pixel sizes divided by the scale."""
+    out = {k: v for k, v in meta.items() if k in ("pixel_size", "unit")}
+    if axes_known:
+        out["axes"] = axes
+    if out.get("pixel_size"):
+        out["pixel_size"] = {k: v / scale if k in "YX" else v for k, v in out["pixel_size"].items()}
+    return out
+
+
+def upscale_one(src, dst, model, args, *, batch, data=None):
+    """Upscale one file to ``dst`` (in a batch the suffix falls back to .tif if the format cannot hold the
+    result). Returns the path written."""
+    from ..engine.api import upscale
+    from ..io import can_hold, check_writable, write_image
+
+    if data is None:
+        data = read_checked(src, args.axes)
+    array, meta, axes = data
+    scale = int(model.scale)
+    out_shape = tuple(n * scale if a in "YX" else n for a, n in zip(axes, array.shape))
+    if batch and not can_hold(dst, out_shape, array.dtype):
+        dst = dst.with_suffix(".tif")
+    check_writable(dst, out_shape, array.dtype, overwrite=args.overwrite)
+
+    bar = Progress(src.name, enabled=not args.quiet)
+    start = time.perf_counter()
+    try:
+        result = upscale(
+            array,
+            model,
+            axes=axes,
+            tile=args.tile,
+            overlap=args.overlap,
+            tta=args.tta,
+            batch_size=args.batch_size,
+            normalization=args.normalization,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    axes_known = bool(args.axes or meta.get("axes"))
+    dst.parent.mkdir(exist_ok=True)
+    write_image(dst, result, overwrite=args.overwrite, meta=output_meta(meta, axes, axes_known, scale))
+    if not args.quiet:
+        shape_in = "x".join(map(str, array.shape))
+        shape_out = "x".join(map(str, result.shape))
+        print(f"{src} -> {dst}  ({shape_in} -> {shape_out} {result.dtype}, {time.perf_counter() - start:.1f} s)")
+    return dst
+
+
+def run(args):
+    prepare_device(args.device)
+    files, batch = collect_inputs(args.inputs)
+    pairs = plan_outputs(files, batch, args.output)
+    pairs, skipped = check_outputs(pairs, overwrite=args.overwrite, skip_existing=args.skip_existing)
+    if not pairs:
+        print(f"nothing to do: all {skipped} outputs exist (--skip-existing)")
+        return 0
+
+    # one input: read it first, so a bad image is refused before the model (and TensorFlow) loads
+    first = None if batch else read_checked(pairs[0][0], args.axes)
+
+    if args.device == "gpu":
+        check_gpu()
+    from ..models.loading import load_model
+
+    model = load_model(args.model, allow_unsafe=args.allow_unsafe)
+
+    if not batch:
+        upscale_one(pairs[0][0], pairs[0][1], model, args, batch=False, data=first)
+        return 0
+
+    written, failed = 0, []
+    for src, dst in pairs:
+        try:
+            upscale_one(src, dst, model, args, batch=True)
+            written += 1
+        except SuperResError as exc:
+            failed.append(src)
+            where = "" if str(src) in str(exc) else f"{src}: "
+            print(f"napari-superres: failed: {where}{exc}", file=sys.stderr)
+    parts = [f"{written} written"]
+    if skipped:
+        parts.append(f"{skipped} skipped (output exists)")
+    if failed:
+        parts.append(f"{len(failed)} failed: " + ", ".join(map(str, failed)))
+    print("napari-superres upscale: " + "; ".join(parts), file=sys.stderr if failed else sys.stdout)
+    return BATCH_FAILED if failed else 0
