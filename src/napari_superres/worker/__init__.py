@@ -1,1 +1,10 @@
+"""Process isolation: Keras runs in a separate worker process, napari's process never imports TensorFlow.
 
+``get_client()`` returns the shared :class:`WorkerClient`; ``layer.upscale_layer`` upscales a napari Image
+layer through it. See DESIGN.md, "Why the worker process exists".
+"""
+
+from .client import WorkerClient, get_client
+from .protocol import WorkerDied, WorkerError
+
+__all__ = ["WorkerClient", "get_client", "WorkerDied", "WorkerError"]

@@ -1,0 +1,407 @@
+"""The napari side of the model worker: start it, send it jobs, relay progress and cancel, survive its death.
+
+Every call blocks until its job is done, so napari runs it inside a ``thread_worker`` thread; calls from several
+threads queue on a lock (one job at a time). This module never imports Keras or TensorFlow: the worker process
+(:mod:`.server`) does. Nothing listens on a network port: one ``multiprocessing`` pipe links the two processes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import multiprocessing
+import multiprocessing.util  # noqa: F401  (its exit handler must be registered before ours)
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+from ..errors import Cancelled, InputError, ModelError
+from . import server
+from .protocol import (
+    CANCEL_GRACE_S,
+    Block,
+    WorkerDied,
+    decode_error,
+    normalize_device,
+    worker_env,
+)
+
+START_TIMEOUT_S = 120.0  # spawn + imports on a loaded machine; Keras itself is imported after the handshake
+FINISH_TIMEOUT_S = 60.0  # after a cancel is acknowledged, time to wind down (training saves its model)
+POLL_S = 0.05
+
+
+class WorkerClient:
+    """Talks to one model worker process, starting it on first use and again after it died or the device changed."""
+
+    def __init__(self):
+        self._lock = threading.Lock()  # one job at a time
+        self._proc = None
+        self._conn = None
+        self._device: str | None = None
+        self._stopping = None  # the process shutdown() is stopping, so its running job reports Cancelled
+        self._devices: list[str] | None = None
+
+    # ------------------------------------------------------------------------------------------ life cycle
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running worker, or None."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.is_alive() else None
+
+    @property
+    def device(self) -> str | None:
+        """The device choice the running worker was started with (``"auto"``, ``"cpu"``, ``"gpu:N"``)."""
+        return self._device if self.pid is not None else None
+
+    def start(self, device: str = "auto") -> None:
+        """Start the worker now (it imports Keras in the background), so the first job does not wait for it."""
+        with self._lock:
+            self._ensure(device)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the worker; a job running in another thread ends with :class:`Cancelled`. Safe to call twice."""
+        proc = self._proc
+        if proc is not None:
+            self._stopping = proc
+        got = self._lock.acquire(timeout=timeout)
+        try:
+            if got:
+                self._stop(graceful=True)
+                self._stopping = None
+            elif proc is not None:  # a job's thread is stuck in a callback: end the process under it
+                _kill(proc)
+        finally:
+            if got:
+                self._lock.release()
+
+    def _ensure(self, device: str | None) -> None:
+        """A live worker for this device; ``None`` accepts whichever is running (else "auto")."""
+        if device is None:
+            device = self._device if self._alive() else "auto"
+        device = normalize_device(device)
+        if self._alive() and self._device == device:
+            return
+        self._stop(graceful=True)
+        ctx = multiprocessing.get_context("spawn")
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        proc = ctx.Process(
+            target=server.main,
+            args=(child_conn, worker_env(device), os.getpid()),
+            name="napari-superres-worker",
+            daemon=True,  # also ended by multiprocessing's own exit handler
+        )
+        with _main_module_hidden():
+            proc.start()
+        child_conn.close()  # so that the worker's death reads as end-of-file here
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                if parent_conn.poll(POLL_S):
+                    kind, _ = parent_conn.recv()
+                    if kind == "hello":
+                        break
+            except (EOFError, OSError):
+                pass
+            if not proc.is_alive() or time.monotonic() > deadline:
+                _kill(proc)
+                parent_conn.close()
+                raise WorkerDied(f"the model worker could not start ({_exit_reason(proc.exitcode)})")
+        self._proc, self._conn, self._device = proc, parent_conn, device
+
+    def _alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    def _stop(self, *, graceful: bool) -> None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if proc is None:
+            return
+        if graceful and proc.is_alive():
+            try:
+                conn.send(("shutdown", None))
+                proc.join(2.0)
+            except (OSError, EOFError, ValueError):
+                pass
+        _kill(proc)
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------------------------------ one job
+
+    def _call(
+        self,
+        op: str,
+        kwargs: dict,
+        *,
+        device: str | None = None,
+        progress: Callable | None = None,
+        on_event: Callable | None = None,
+        need_block: Callable | None = None,
+        cancel=None,
+        cancel_grace: float = CANCEL_GRACE_S,
+    ):
+        """Run ``op`` in the worker and return its result, relaying messages until it ends."""
+        is_cancelled = _cancel_fn(cancel)
+        with self._lock:
+            self._ensure(device)
+            proc, conn = self._proc, self._conn
+            cancel_sent = acked = None
+            callback_error: BaseException | None = None
+            try:
+                conn.send(("call", (op, kwargs)))
+            except (OSError, EOFError):
+                raise self._died(proc) from None
+            while True:
+                now = time.monotonic()
+                if self._stopping is proc:
+                    self._stop(graceful=False)
+                    raise Cancelled("stopped: the model worker was shut down")
+                if cancel_sent is None and (callback_error is not None or is_cancelled()):
+                    cancel_sent = now
+                    try:
+                        conn.send(("cancel", None))
+                    except (OSError, EOFError):
+                        pass
+                if cancel_sent is not None:
+                    late = (now - cancel_sent > cancel_grace) if acked is None else (now - acked > FINISH_TIMEOUT_S)
+                    if late:  # the job does not stop: end the process, the next call starts a fresh one
+                        self._stop(graceful=False)
+                        if callback_error is not None:
+                            raise callback_error
+                        raise Cancelled("cancelled (the model worker was stopped and restarts on the next run)")
+                try:
+                    if not conn.poll(POLL_S):
+                        if not proc.is_alive():
+                            raise EOFError
+                        continue
+                    kind, payload = conn.recv()
+                except (EOFError, OSError):
+                    raise self._died(proc) from None
+                if kind == "result":
+                    if callback_error is not None:
+                        raise callback_error
+                    return payload
+                if kind == "error":
+                    if callback_error is not None:
+                        raise callback_error
+                    raise decode_error(payload)
+                if kind == "cancel_ack":
+                    acked = time.monotonic()
+                elif kind == "need_block":
+                    desc = None
+                    if cancel_sent is None and need_block is not None:
+                        desc = need_block(*payload)
+                    conn.send(("block", desc))
+                elif cancel_sent is None:  # progress after a cancel would only confuse a progress bar
+                    try:
+                        if kind == "progress" and progress is not None:
+                            progress(*payload)
+                        elif kind == "event" and on_event is not None:
+                            on_event(payload)
+                    except BaseException as exc:  # the caller's callback failed: stop the job, then re-raise
+                        callback_error = exc
+
+    def _died(self, proc) -> BaseException:
+        """Forget a dead worker (the next call starts a fresh one) and say why it ended."""
+        proc.join(2.0)
+        stopping = self._stopping is proc
+        self._stop(graceful=False)
+        if stopping:
+            return Cancelled("stopped: the model worker was shut down")
+        return WorkerDied(
+            f"the model worker stopped unexpectedly ({_exit_reason(proc.exitcode)}); "
+            "the next run starts a fresh one"
+        )
+
+    # ------------------------------------------------------------------------------------------ public API
+
+    def upscale(
+        self,
+        array,
+        model,
+        *,
+        axes=None,
+        tile=None,
+        overlap=None,
+        tta=False,
+        device="auto",
+        channel_mode="auto",
+        normalization=None,
+        progress=None,
+        cancel=None,
+    ) -> np.ndarray:
+        """Upscale an array in the worker (see ``napari_superres.upscale``); returns a NumPy array of its dtype.
+
+        ``progress(done, total)`` is called from this thread; ``cancel`` is a ``threading.Event`` or a callable
+        returning True to stop (raises :class:`Cancelled`).
+        """
+        data = np.asarray(array)  # a Dask array is computed here: pass slices to keep memory small
+        if data.size == 0:
+            raise InputError(f"the image is empty (shape {data.shape})")
+        if data.dtype.kind not in "buif":
+            raise InputError(f"cannot upscale data of type {data.dtype}: use integer or floating-point images")
+        options = dict(
+            axes=axes, tile=tile, overlap=overlap, tta=bool(tta), channel_mode=channel_mode,
+            normalization=normalization,
+        )
+        blocks: list[Block] = []
+        try:
+            block = Block.create(data.shape, data.dtype)
+            blocks.append(block)
+            view = block.array()
+            view[...] = data
+            del view
+
+            def need_block(shape, dtype):
+                out = Block.create(shape, dtype)
+                blocks.append(out)
+                return out.desc
+
+            info = self._call(
+                "upscale",
+                {"input": blocks[0].desc, "model": model_spec(model), "options": options},
+                device=device, progress=progress, need_block=need_block, cancel=cancel,
+            )
+            out = blocks[-1]
+            if len(blocks) < 2 or tuple(out.desc["shape"]) != tuple(info["shape"]):
+                raise RuntimeError("the model worker returned no output")
+            view = out.array()
+            result = view.copy()
+            del view
+            return result
+        finally:
+            for b in blocks:
+                b.release(unlink=True)
+
+    def train(self, config: dict, *, on_event=None, cancel=None, device="auto", cancel_grace=5.0) -> str:
+        """Run ``training.train(config)`` in the worker; ``on_event(dict)`` gets each progress/epoch event.
+
+        Returns the saved model's path. Cancel stops between training steps (the training decides whether a
+        stopped run still saves its model).
+        """
+        return self._call(
+            "train", {"config": dict(config)}, device=device, on_event=on_event, cancel=cancel,
+            cancel_grace=cancel_grace,
+        )
+
+    def model_info(self, model) -> dict:
+        """``{name, path, scale, channels, description}``; read from the file when it has a description (no
+        worker needed), else probed by loading the model in the worker."""
+        spec = model_spec(model)
+        from ..models.catalog import resolve_model
+        from ..models.description import read_description
+
+        path = resolve_model(spec)
+        desc = read_description(path)
+        if desc and desc.get("scale") and desc.get("channels"):
+            return {
+                "name": desc.get("name") or path.stem,
+                "path": str(path),
+                "scale": int(desc["scale"]),
+                "channels": int(desc["channels"]),
+                "description": dict(desc),
+            }
+        return self._call("model_info", {"model": str(path)})
+
+    def devices(self) -> list[str]:
+        """Devices the worker can use, e.g. ``["CPU", "GPU:0"]`` (asked once, from a worker that sees all)."""
+        if self._devices is None:
+            self._devices = list(self._call("devices", {}, device="auto"))
+        return list(self._devices)
+
+    def ping(self) -> dict:
+        """A round trip to the worker (starts it if needed); for health checks and measuring overhead."""
+        return self._call("ping", {})
+
+
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Start the worker as from an interactive session: ``spawn`` would otherwise re-run the user's script (or
+    napari's launcher) in the worker as ``__mp_main__``, opening viewers there or failing without a main guard."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        if main is not None:
+            main.__dict__.pop("__file__", None)
+            main.__spec__ = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
+
+
+def model_spec(model) -> str:
+    """What names a model across the process boundary: a shipped/user model name or a file path."""
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model)
+    path = getattr(model, "path", None)
+    if path is not None:
+        return os.fspath(path)
+    raise ModelError(
+        f"cannot send a {type(model).__name__} object to the model worker: save it as a .keras file and pass its path"
+    )
+
+
+def _cancel_fn(cancel) -> Callable[[], bool]:
+    if cancel is None:
+        return lambda: False
+    if hasattr(cancel, "is_set"):
+        return cancel.is_set
+    if callable(cancel):
+        return lambda: bool(cancel())
+    raise TypeError("cancel must be a threading.Event or a callable returning bool")
+
+
+def _kill(proc) -> None:
+    """End a process for sure (SIGTERM, then SIGKILL) and reap it."""
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(1.0)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(2.0)
+
+
+def _exit_reason(code) -> str:
+    if code is None:
+        return "it did not answer"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = ", e.g. out of memory or killed by the user" if -code == signal.SIGKILL else ""
+        return f"killed by {name}{hint}"
+    return f"exit code {code}"
+
+
+# ---------------------------------------------------------------------------------------------- singleton
+
+_client: WorkerClient | None = None
+_client_lock = threading.Lock()
+
+
+def get_client() -> WorkerClient:
+    """The process-wide worker client (napari's widgets and menu command share one warm worker)."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = WorkerClient()
+        return _client
+
+
+@atexit.register
+def _shutdown_at_exit() -> None:
+    # registered after multiprocessing's own handler, so it runs first: no orphan worker survives napari
+    if _client is not None:
+        _client.shutdown(timeout=2.0)

@@ -1,0 +1,336 @@
+"""``upscale_layer``: a napari Image layer in, the ``LayerDataTuple`` of its upscaled copy out.
+
+Runs in napari's process and sends the pixels to the model worker, never importing TensorFlow here. The layer
+is only duck-typed (``data``, ``rgb``, ``scale``, ``translate``, ``metadata``, ``name``, ``colormap``,
+``contrast_limits``, ...), so anything shaped like an Image layer works.
+
+Stacks go to the worker a few slices at a time (every slice, not only the one shown), so a Dask-backed layer is
+read chunk by chunk and only the output has to fit in memory. The output overlays the input in world
+coordinates (DESIGN.md): ``scale' = scale / f`` and ``translate' = translate - scale (1 - 1/f) / 2`` on each
+upscaled axis.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from ..engine.axes import resolve_axes
+from ..engine.geometry import upscaled_scale_translate
+from ..engine.normalize import fit_normalizer, parse_spec
+from ..errors import Cancelled, InputError
+
+# Work per worker call: about this many output bytes (at least one slice). Small enough to keep memory flat,
+# big enough that the per-call overhead (a few milliseconds) does not matter.
+CALL_OUTPUT_BYTES = 64 << 20
+# Memory that must stay free besides the output (the worker's buffers for one call, napari itself).
+MEMORY_RESERVE = 512 << 20
+# Percentile statistics of a stack read lazily are taken from at most this many slices.
+NORMALIZER_SAMPLE_SLICES = 16
+_LEADING = {0: "", 1: "Z", 2: "TZ", 3: "TZC"}
+_NOT_IMAGES = {"labels", "shapes", "points", "vectors", "tracks", "surface"}
+
+
+def upscale_layer(
+    layer,
+    model,
+    *,
+    axes: str | None = None,
+    tile: int | None = None,
+    tta: bool = False,
+    device: str = "auto",
+    upscale_z: bool = False,
+    channel_mode: str = "auto",
+    normalization=None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel=None,
+    client=None,
+):
+    """Upscale an Image layer with ``model`` (a shipped/user model name or a ``.keras`` path) in the worker.
+
+    Returns ``(data, kwargs, "image")``: a NumPy array of the layer's dtype, upscaled in Y and X (and Z when
+    ``upscale_z``), with the layer's name ``"name (x2 model)"``, world geometry, colormap, contrast limits,
+    blending and metadata (plus ``metadata["napari_superres"]``). ``progress(done, total)`` counts tiles for
+    one image and slices for a stack; ``cancel`` (Event or callable) stops with :class:`Cancelled`.
+    """
+    from .client import get_client
+
+    data, rgb, name = _image_data(layer)
+    ax = _layer_axes(data, rgb, axes)
+    if upscale_z and "Z" not in ax:
+        raise InputError(f"{name!r} has no Z axis (axes {ax}); upscaling Z needs a stack")
+    client = client or get_client()
+    info = client.model_info(model)
+    scale = int(info["scale"])
+    up = "ZYX" if upscale_z else "YX"
+    out_shape = tuple(n * scale if a in up else n for a, n in zip(ax, data.shape))
+    extra = int(np.prod(data.shape, dtype=np.int64)) * data.dtype.itemsize * scale if upscale_z else 0
+    _check_memory(name, out_shape, data.dtype, extra)
+
+    norm = _shared_normalizer(data, ax, info, normalization)
+    options = dict(tile=tile, tta=tta, device=device, channel_mode=channel_mode, normalization=norm)
+    run = _Runner(client, info.get("path") or model, options, progress, cancel)
+    out = np.empty(out_shape, dtype=data.dtype)
+    if upscale_z:
+        _upscale_volumes(run, data, ax, out, scale)
+    else:
+        _upscale_slices(run, data, ax, out)
+
+    layer_ndim = data.ndim - (1 if rgb else 0)
+    factors = [scale if a in up else 1 for a in ax[:layer_ndim]]
+    return out, _layer_kwargs(layer, name, info, factors, up, tile, tta), "image"
+
+
+# ---------------------------------------------------------------------------------------------- the layer
+
+def _image_data(layer):
+    """``(array, rgb, name)`` of an Image layer; InputError for anything else."""
+    name = str(getattr(layer, "name", "layer"))
+    kind = getattr(layer, "_type_string", None) or type(layer).__name__.lower()
+    if kind in _NOT_IMAGES:
+        raise InputError(f"{name!r} is a {kind} layer; only image layers can be upscaled")
+    data = getattr(layer, "data", None)
+    if getattr(layer, "multiscale", False):
+        data = data[0]  # the full-resolution level
+    if not (hasattr(data, "shape") and hasattr(data, "dtype") and hasattr(data, "__getitem__")):
+        raise InputError(f"{name!r} holds no image array; only image layers can be upscaled")
+    rgb = bool(getattr(layer, "rgb", False))
+    shape = tuple(int(s) for s in data.shape)
+    if 0 in shape:
+        raise InputError(f"{name!r} is empty (shape {shape}); there is nothing to upscale")
+    spatial = shape[-3:-1] if rgb else shape[-2:]
+    if len(shape) < (3 if rgb else 2) or min(spatial) < 2:
+        raise InputError(f"{name!r} is too small to upscale (shape {shape}); it needs at least 2 x 2 pixels")
+    kind = np.dtype(data.dtype).kind
+    if kind not in "iuf":
+        raise InputError(f"{name!r} has data of type {data.dtype}; only integer and float images can be upscaled")
+    return data, rgb, name
+
+
+def _layer_axes(data, rgb: bool, axes: str | None) -> str:
+    if axes is not None:
+        return resolve_axes(axes, data.shape)
+    lead = data.ndim - 2 - (1 if rgb else 0)
+    if lead not in _LEADING:
+        raise InputError(f"cannot guess the axes of a {data.ndim}-D layer; give them (e.g. axes='TZCYX')")
+    return _LEADING[lead] + "YX" + ("C" if rgb else "")
+
+
+def _check_memory(name: str, shape, dtype, extra: int = 0) -> None:
+    """Refuse (before any work) an output that cannot fit in the memory available now."""
+    import psutil
+
+    need = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize + extra
+    free = psutil.virtual_memory().available
+    if need + MEMORY_RESERVE > free:
+        raise InputError(
+            f"upscaling {name!r} would need {_human(need)} of memory for the result (shape "
+            f"{'x'.join(map(str, shape))}, {np.dtype(dtype)}) but only {_human(free)} is available; "
+            "crop the layer or upscale fewer slices"
+        )
+
+
+def _human(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def _layer_kwargs(layer, name, info, factors, up, tile, tta) -> dict:
+    ndim = len(factors)
+    scale = _per_axis(getattr(layer, "scale", None), 1.0, ndim)
+    translate = _per_axis(getattr(layer, "translate", None), 0.0, ndim)
+    new_scale, new_translate = upscaled_scale_translate(scale, translate, factors)
+    new_translate = _rotated_translate(layer, scale, translate, new_translate, factors)
+    model_name = info.get("name") or "model"
+    meta = dict(getattr(layer, "metadata", None) or {})
+    meta["napari_superres"] = {
+        "model": model_name,
+        "model_path": info.get("path"),
+        "scale": int(max(factors)),
+        "upscaled_axes": up,
+        "tile": tile,
+        "tta": bool(tta),
+        "source_layer": name,
+    }
+    kwargs = {
+        "name": f"{name} (x{int(max(factors))} {model_name})",
+        "scale": new_scale,
+        "translate": new_translate,
+        "metadata": meta,
+        "rgb": bool(getattr(layer, "rgb", False)),
+    }
+    for attr in ("contrast_limits", "blending", "opacity", "gamma", "axis_labels", "units", "rotate", "shear"):
+        value = getattr(layer, attr, None)
+        if value is not None:
+            kwargs[attr] = list(value) if attr == "contrast_limits" else value
+    affine = getattr(layer, "affine", None)
+    if affine is not None:
+        kwargs["affine"] = getattr(affine, "affine_matrix", affine)
+    if not kwargs["rgb"] and getattr(layer, "colormap", None) is not None:
+        kwargs["colormap"] = layer.colormap
+    return kwargs
+
+
+def _per_axis(values, default: float, ndim: int) -> tuple:
+    return (default,) * ndim if values is None else tuple(float(v) for v in values)
+
+
+def _rotated_translate(layer, scale, translate, new_translate, factors):
+    """With a rotation or shear, the half-pixel shift turns with the data (napari: world = R Sh S x + t)."""
+    rotate, shear = getattr(layer, "rotate", None), getattr(layer, "shear", None)
+    if rotate is None and shear is None:
+        return new_translate
+    from napari.utils.transforms import Affine  # only real napari layers carry rotate/shear
+
+    ndim = len(factors)
+    linear = Affine(rotate=rotate, shear=shear, ndim=ndim).linear_matrix
+    if np.allclose(linear, np.eye(ndim)):
+        return new_translate
+    s, f = np.asarray(scale, float), np.asarray(factors, float)
+    return tuple((np.asarray(translate, float) - linear @ (s * (1.0 - 1.0 / f) / 2.0)).tolist())
+
+
+# ---------------------------------------------------------------------------------------------- normalisation
+
+def _shared_normalizer(data, ax: str, info: dict, normalization):
+    """One fitted normalisation for the whole layer, so slices sent in separate calls match each other.
+
+    Percentiles come from the whole layer (NumPy) or from evenly spaced slices (lazy arrays)."""
+    spec = normalization if normalization is not None else (info.get("description") or {}).get("normalization")
+    if parse_spec(spec)["mode"] == "range":
+        return spec
+    chan = next((i for i, a in enumerate(ax) if a in "CS"), None)
+    lead = [i for i, a in enumerate(ax) if a not in "YXCS"]
+    sample = data
+    if not isinstance(data, np.ndarray) and lead:
+        axis = max(lead, key=lambda i: data.shape[i])
+        picks = np.unique(np.linspace(0, data.shape[axis] - 1, NORMALIZER_SAMPLE_SLICES).round().astype(int))
+        index = [slice(None)] * data.ndim
+        index[axis] = picks
+        sample = _read(data, tuple(index))
+    return fit_normalizer(np.asarray(sample), spec, channel_axis=chan)
+
+
+# ---------------------------------------------------------------------------------------------- the calls
+
+def _upscale_slices(run: "_Runner", data, ax: str, out: np.ndarray) -> None:
+    """Y and X only: the leading T/Z axes are carried outside the worker, a few slices per call."""
+    outer = 0
+    while outer < len(ax) and ax[outer] in "TZ":
+        outer += 1
+    run.plan(_images(data.shape, ax))
+    if outer == 0:
+        out[...] = run(_read(data, ()), ax)
+        return
+    for index in np.ndindex(*data.shape[: outer - 1]):
+        _run_stack(run, data, index, ax[outer - 1 :], out[index])
+
+
+def _upscale_volumes(run: "_Runner", data, ax: str, out: np.ndarray, scale: int) -> None:
+    """Z, Y and X, volume by volume (leading T axes carried outside the worker).
+
+    Z first, on the Z-X planes (one per Y): the model upscales Z and X, X is averaged back to its size; then the
+    Y-X pass runs on s times more slices. That costs about (1 + s) times a Y-X pass, not (1 + s^2)."""
+    outer = ax.index("Z")
+    inner = ax[outer:]
+    if set(ax[:outer]) - set("T") or inner not in ("ZYX", "ZYXC", "ZYXS"):
+        raise InputError(f"upscaling Z needs the axes to end in ZYX (or ZYXC for colour), not {ax}")
+    z, y = data.shape[outer], data.shape[outer + 1]
+    volumes = math.prod(data.shape[:outer])
+    run.plan(volumes * (y + z * scale))
+    for index in np.ndindex(*data.shape[:outer]):
+        volume = _read(data, index)  # Z, Y, X[, C]
+        planes = volume.swapaxes(0, 1)  # Y planes of Z x X[, C]: Z plays the model's Y
+        zx = np.empty((y, z * scale) + volume.shape[2:], volume.dtype)
+        _run_stack(run, planes, (), inner, zx, post=lambda a: _block_mean(a, 2, scale))
+        _run_stack(run, zx.swapaxes(0, 1), (), inner, out[index])
+
+
+def _run_stack(run: "_Runner", data, prefix: tuple, ax: str, dst: np.ndarray, post=None) -> None:
+    """``data[prefix]`` (axes ``ax``, slices first) through the worker in calls of about CALL_OUTPUT_BYTES of
+    output, into ``dst``; Dask chunks along the slice axis are never split (each is computed once)."""
+    n = dst.shape[0]
+    per_slice = int(np.prod(dst.shape[1:], dtype=np.int64)) * dst.dtype.itemsize
+    step = max(1, CALL_OUTPUT_BYTES // max(per_slice, 1))
+    edges = [0, n]
+    chunks = getattr(data, "chunks", None)
+    if isinstance(chunks, tuple) and len(chunks) == data.ndim:
+        along = chunks[len(prefix)]
+        if isinstance(along, tuple):  # Dask: the chunk sizes
+            edges = [int(e) for e in np.cumsum((0,) + along)]
+        elif isinstance(along, int) and along > 0:  # Zarr: one chunk size
+            edges = list(range(0, n, along)) + [n]
+    for a, b in zip(edges[:-1], edges[1:]):
+        chunk = _read(data, prefix + (slice(a, b),))
+        for lo in range(0, b - a, step):
+            part = chunk[lo : lo + step]
+            result = run(np.ascontiguousarray(part), ax)
+            dst[a + lo : a + lo + len(part)] = result if post is None else post(result)
+
+
+def _images(shape, ax: str) -> int:
+    """2D images in an array: the progress unit for stacks."""
+    return max(1, math.prod(s for s, a in zip(shape, ax) if a not in "YXCS"))
+
+
+def _block_mean(a: np.ndarray, axis: int, f: int) -> np.ndarray:
+    """Average blocks of ``f`` along ``axis``, keeping the dtype (integers rounded and clipped)."""
+    shape = a.shape[:axis] + (a.shape[axis] // f, f) + a.shape[axis + 1 :]
+    m = a.reshape(shape).mean(axis=axis + 1, dtype=np.float64)
+    if a.dtype.kind in "iu":
+        info = np.iinfo(a.dtype)
+        m = np.clip(np.rint(m), info.min, info.max)
+    return m.astype(a.dtype)
+
+
+def _read(data, index: tuple) -> np.ndarray:
+    """Read part of a layer as an in-memory array (a NumPy view is not copied; Dask/Zarr are computed)."""
+    part = data[index] if index else data
+    compute = getattr(part, "compute", None)
+    return np.asarray(compute() if callable(compute) else part)
+
+
+class _Runner:
+    """Worker calls for one layer, with progress summed over the calls and cancel checked between them."""
+
+    def __init__(self, client, model, options, progress, cancel):
+        self.client, self.model, self.options = client, model, options
+        self.progress, self.cancel = progress, _cancel_fn(cancel)
+        self.total = 0
+        self.done = 0
+
+    def plan(self, images: int) -> None:
+        self.total += images
+
+    def __call__(self, array: np.ndarray, axes: str) -> np.ndarray:
+        if self.cancel():
+            raise Cancelled("upscaling cancelled")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise InputError(
+                "the layer contains NaN or infinite values; replace them (e.g. numpy.nan_to_num) before upscaling"
+            )
+        images = _images(array.shape, axes)
+
+        def relay(done, total):
+            if self.progress is None:
+                return
+            if self.total <= 1:  # one image: report its tiles
+                self.progress(done, total)
+            else:  # a stack: report slices
+                self.progress(min(self.done + images * done // max(total, 1), self.total), self.total)
+
+        out = self.client.upscale(array, self.model, axes=axes, progress=relay, cancel=self.cancel, **self.options)
+        self.done += images
+        return out
+
+
+def _cancel_fn(cancel):
+    if cancel is None:
+        return lambda: False
+    if hasattr(cancel, "is_set"):
+        return cancel.is_set
+    return lambda: bool(cancel())
