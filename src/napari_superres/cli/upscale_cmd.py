@@ -13,8 +13,10 @@ This module imports no Keras at import time: ``--device`` must set the environme
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,7 +54,12 @@ def add_parser(subparsers):
     p.add_argument(
         "-o", "--output", required=True, metavar="OUT", help="output file (one input) or folder (several inputs)"
     )
-    p.add_argument("--tile", type=_positive_int, metavar="N", help="tile size in input pixels (default: whole image)")
+    p.add_argument(
+        "--tile",
+        type=_non_negative_int,
+        metavar="N",
+        help="tile size in input pixels; 0: the whole image at once (default: whole image up to 512x512, else 256)",
+    )
     p.add_argument("--overlap", type=_non_negative_int, metavar="N", help="tile overlap in input pixels")
     p.add_argument("--axes", help="axes of the input in napari order, e.g. YX, YXC, ZYX, TZYX, CYX")
     p.add_argument("--tta", action="store_true", help="self-ensemble: average 8 flips/rotations (8x slower)")
@@ -189,6 +196,32 @@ def check_gpu():
         raise SuperResError(f"--device gpu: no GPU is visible to Keras ({backend} backend); use --device cpu or auto")
 
 
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Hold back what TensorFlow's C++ side prints while it loads (oneDNN, CUDA probing: a dozen lines that
+    TF_CPP_MIN_LOG_LEVEL no longer silences); replayed if something unexpected goes wrong."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    held = tempfile.TemporaryFile()
+    os.dup2(held.fileno(), 2)
+    unexpected = False
+    try:
+        yield
+    except SuperResError:
+        raise
+    except Exception:
+        unexpected = True
+        raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        if unexpected:
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+        held.close()
+
+
 # ----------------------------------------------------------------------------------------------- running
 
 
@@ -255,6 +288,10 @@ def upscale_one(src, dst, model, args, *, batch, data=None):
         dst = dst.with_suffix(".tif")
     check_writable(dst, out_shape, array.dtype, overwrite=args.overwrite)
 
+    tile = args.tile
+    if tile == 0:  # no tiling: one window covers the whole image
+        tile = max(array.shape[axes.index("Y")], array.shape[axes.index("X")])
+
     bar = Progress(src.name, enabled=not args.quiet)
     start = time.perf_counter()
     try:
@@ -262,7 +299,7 @@ def upscale_one(src, dst, model, args, *, batch, data=None):
             array,
             model,
             axes=axes,
-            tile=args.tile,
+            tile=tile,
             overlap=args.overlap,
             tta=args.tta,
             batch_size=args.batch_size,
@@ -293,11 +330,12 @@ def run(args):
     # one input: read it first, so a bad image is refused before the model (and TensorFlow) loads
     first = None if batch else read_checked(pairs[0][0], args.axes)
 
-    if args.device == "gpu":
-        check_gpu()
-    from ..models.loading import load_model
+    with quiet_native_stderr():
+        if args.device == "gpu":
+            check_gpu()
+        from ..models.loading import load_model
 
-    model = load_model(args.model, allow_unsafe=args.allow_unsafe)
+        model = load_model(args.model, allow_unsafe=args.allow_unsafe)
 
     if not batch:
         upscale_one(pairs[0][0], pairs[0][1], model, args, batch=False, data=first)

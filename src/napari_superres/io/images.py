@@ -303,6 +303,7 @@ def write_image(path, array, *, overwrite=False, meta=None) -> Path:
             writer(f, array, meta)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files; an image gets the usual mode
         os.replace(tmp, path)
     except BaseException as exc:
         _remove_quietly(tmp)
@@ -469,6 +470,12 @@ def list_images(folder) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _remove_quietly(p):
