@@ -1,0 +1,64 @@
+"""State shared by the widgets and the menu command, as small evented dataclasses (the Qt side subscribes).
+
+``LAST_SETTINGS`` holds the upscale settings last used in the Upscale widget: the layer context-menu command
+runs with them. ``RunState`` is the state of one widget's background run.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+from psygnal import evented
+
+
+@evented
+@dataclass
+class UpscaleSettings:
+    model: str = ""  # path of a .keras file or a catalog name; "" means the catalog's default model
+    tile: int = 0  # LR tile size in pixels; 0 lets the engine choose
+    tta: bool = False  # test-time augmentation (8 flips/rotations averaged)
+    device: str = "auto"  # "auto" (GPU if the worker sees one), "cpu" or "gpu:N"
+    upscale_z: bool = False  # also upscale Z of a stack (anisotropic data)
+
+
+LAST_SETTINGS = UpscaleSettings()
+
+
+@evented
+@dataclass
+class RunState:
+    running: bool = False
+    message: str = ""
+
+
+_END = object()
+
+
+def stream(call: Callable[[Callable[[object], None]], object]) -> Generator[object, None, object]:
+    """Run the blocking ``call(emit)`` in a helper thread and yield every value it passes to ``emit`` as it
+    arrives; return the call's result (``yield from`` gives it) or raise the call's exception.
+
+    This turns the worker client's blocking calls with progress callbacks into the generators the widgets
+    run in napari's ``thread_worker`` (and tests iterate synchronously)."""
+    events: queue.Queue = queue.Queue()
+    box: dict = {}
+
+    def target():
+        try:
+            box["result"] = call(events.put)
+        except BaseException as exc:  # handed to the consuming thread below
+            box["error"] = exc
+        finally:
+            events.put(_END)
+
+    thread = threading.Thread(target=target, name="napari-superres-call", daemon=True)
+    thread.start()
+    while (item := events.get()) is not _END:
+        yield item
+    thread.join()
+    if "error" in box:
+        raise box.pop("error")
+    return box.get("result")

@@ -1,0 +1,431 @@
+"""Upscale: the generator that upscales layers in the worker process, the dock widget, and the layer
+context-menu command. All model work happens in the worker process (never TensorFlow in napari's process);
+the generator runs in napari's ``thread_worker`` so the viewer stays responsive, and tests iterate it directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Generator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, SpinBox, create_widget
+
+from napari_superres.errors import Cancelled, InputError, SuperResError
+
+from . import _models
+from ._state import LAST_SETTINGS, RunState, UpscaleSettings, stream
+
+if TYPE_CHECKING:
+    import napari
+
+log = logging.getLogger(__name__)
+
+
+class Progress(NamedTuple):
+    """A progress event of a background run: ``total == 0`` means busy without a known length."""
+
+    done: int
+    total: int
+    text: str
+
+
+def _check_layer(layer) -> None:
+    """Refusals that need no model: instant, in napari's process. The worker checks the rest (NaN, size)."""
+    from napari.layers import Image
+
+    if not isinstance(layer, Image):
+        raise InputError(f"{layer.name!r} is a {type(layer).__name__} layer; only image layers can be upscaled")
+    shape = tuple(layer.data.shape)
+    if 0 in shape:
+        raise InputError(f"{layer.name!r} is empty (shape {shape}); there is nothing to upscale")
+
+
+def upscale_steps(
+    layers: Sequence,
+    settings: UpscaleSettings,
+    *,
+    client=None,
+    cancel: Callable[[], bool] | None = None,
+) -> Generator[Progress | tuple, None, None]:
+    """Upscale each layer in the worker process: yield ``Progress`` while it runs, then the output's
+    ``LayerDataTuple`` (one per layer, in order). Raises a ``SuperResError`` with a one-line message."""
+    from napari_superres.worker.client import get_client
+    from napari_superres.worker.layer import upscale_layer
+
+    if not layers:
+        raise InputError("no image layer selected: open or select an image to upscale")
+    for layer in layers:
+        _check_layer(layer)
+    client = client or get_client()
+    cancel = cancel or (lambda: False)
+    model = settings.model or _default_model_name()
+    for i, layer in enumerate(layers):
+        text = f"Upscaling {layer.name}" + (f" ({i + 1}/{len(layers)})" if len(layers) > 1 else "")
+        yield Progress(0, 0, text)
+
+        def call(emit, layer=layer, text=text):
+            return upscale_layer(
+                layer,
+                model,
+                axes=None,
+                tile=settings.tile or None,
+                tta=settings.tta,
+                device=settings.device,
+                upscale_z=settings.upscale_z,
+                progress=lambda done, total: emit(Progress(int(done), int(total), text)),
+                cancel=cancel,
+                client=client,
+            )
+
+        result = yield from stream(call)
+        if cancel():  # cancelled after the last batch: do not add a result the user asked to drop
+            raise Cancelled("upscale cancelled")
+        yield result
+
+
+def _default_model_name() -> str:
+    choice = _models.default_choice(_models.model_choices())
+    if choice is None:
+        raise InputError("no model available: train one in the Train widget or pick a .keras file with Browse...")
+    return choice.value
+
+
+# ------------------------------------------------------------------------------------------ background runs
+
+# Runs in flight, so their Qt workers stay referenced and tests can wait for them to finish.
+ACTIVE_RUNS: set = set()
+
+
+def cancel_flag():
+    """A cancel event and the ``cancel()`` the worker client polls: true once the event is set or napari asks
+    the thread worker to quit (closing the viewer waits for running workers after asking them to quit)."""
+    event = threading.Event()
+
+    def cancel() -> bool:
+        worker = getattr(cancel, "worker", None)
+        return event.is_set() or bool(worker is not None and worker.abort_requested)
+
+    return event, cancel
+
+
+def show_failure(exc: BaseException, what: str) -> None:
+    """One notification line for a failed run, never a traceback in the user's face (logged for debugging)."""
+    from napari.utils.notifications import show_error, show_info
+
+    if isinstance(exc, Cancelled):
+        show_info(f"{what} cancelled")
+    elif isinstance(exc, SuperResError):
+        show_error(f"{what} failed: {exc}")
+    else:
+        log.error("%s failed", what, exc_info=exc)
+        show_error(f"{what} failed: {type(exc).__name__}: {exc}")
+
+
+def start_upscale(
+    viewer: napari.viewer.Viewer,
+    layers: Sequence,
+    settings: UpscaleSettings,
+    *,
+    state: RunState | None = None,
+    bar: ProgressBar | None = None,
+):
+    """Run ``upscale_steps`` in a napari ``thread_worker``; add each output layer as it arrives.
+    Returns the worker; ``worker.cancel_event`` stops the run."""
+    from napari.layers import Layer
+    from napari.qt.threading import create_worker
+    from napari.utils import progress
+
+    settings = dataclasses.replace(settings)  # the run keeps its own copy
+    cancel_event, cancel = cancel_flag()
+    worker = create_worker(upscale_steps, list(layers), settings, cancel=cancel)
+    cancel.worker = worker
+    worker.cancel_event = cancel_event
+    pbar = progress(total=0, desc="napari-superres: starting the model worker")
+    state = state or RunState()
+
+    def on_yielded(item):
+        if isinstance(item, Progress):
+            pbar.set_description(f"napari-superres: {item.text}")
+            if item.total != pbar.total:
+                pbar.total = item.total
+            pbar.n = item.done
+            pbar.update(0)
+            state.message = f"{item.text}: {item.done}/{item.total}" if item.total else f"{item.text}..."
+            if bar is not None:
+                bar.max = max(item.total, 1)
+                bar.value = item.done if item.total else 0
+        else:
+            data, meta, kind = item
+            viewer.layers.append(Layer.create(data, meta, kind))
+            state.message = f"Added {meta.get('name', 'the upscaled layer')}"
+
+    def on_errored(exc):
+        state.message = "Cancelled" if isinstance(exc, Cancelled) else f"Failed: {exc}"
+        show_failure(exc, "Upscale")
+
+    def on_finished():
+        pbar.close()
+        state.running = False
+        ACTIVE_RUNS.discard(worker)
+
+    worker.yielded.connect(on_yielded)
+    worker.errored.connect(on_errored)
+    worker.finished.connect(on_finished)
+    ACTIVE_RUNS.add(worker)
+    state.running = True
+    worker.start()
+    return worker
+
+
+# ------------------------------------------------------------------------------------------------ the widget
+
+
+class UpscaleWidget(Container):
+    """Dock widget: pick an image layer and a model, upscale in the background into a new layer."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        from ._menu import ensure_context_menu_item
+
+        super().__init__(labels=True)
+        ensure_context_menu_item()
+        self._viewer = viewer
+        self._worker = None
+        self._devices_known = False
+        self.state = RunState()
+
+        self._image = create_widget(annotation="napari.layers.Image", label="Image")
+        self._model = ComboBox(label="Model", choices=self._model_choices, nullable=False)
+        self._browse = PushButton(text="Browse...", tooltip="Use a .keras model file from disk")
+        self._model_info = Label(label="", value="")
+        self._fit = Label(label="", value="")
+        self._tile = SpinBox(
+            label="Tile size",
+            min=0,
+            max=8192,
+            step=32,
+            value=LAST_SETTINGS.tile,
+            tooltip="Input tile size in pixels (0: automatic). Smaller tiles use less memory.",
+        )
+        self._tta = CheckBox(text="Test-time augmentation (8x slower)", value=LAST_SETTINGS.tta)
+        self._device = ComboBox(label="Device", choices=[("CPU", "auto")], value="auto")
+        self._z = CheckBox(
+            text="Upscale Z too (anisotropic stack)",
+            value=LAST_SETTINGS.upscale_z,
+            tooltip="Also upscale the slice axis of a 3D stack; by default only Y and X of each slice",
+        )
+        self._run = PushButton(text="Run")
+        self._cancel = PushButton(text="Cancel", enabled=False)
+        self._bar = ProgressBar(label="", value=0, max=1, visible=False)
+        self._status = Label(label="", value="")
+        for label in (self._model_info, self._fit, self._status):
+            label.native.setWordWrap(True)
+
+        self.extend(
+            [
+                self._image,
+                self._model,
+                self._browse,
+                self._model_info,
+                self._fit,
+                self._tile,
+                self._tta,
+                self._device,
+                self._z,
+                Container(widgets=[self._run, self._cancel], layout="horizontal", labels=False),
+                self._bar,
+                self._status,
+            ]
+        )
+        self._tile.native.setSpecialValueText("auto")
+        self._select_model(LAST_SETTINGS.model)
+
+        self._model.changed.connect(self._update_info)
+        self._image.changed.connect(self._update_info)
+        self._browse.clicked.connect(self._pick_file)
+        self._run.clicked.connect(self.run)
+        self._cancel.clicked.connect(self.cancel)
+        self.state.events.running.connect(self._on_running)
+        self.state.events.message.connect(self._status.set_value)
+        _models.LIBRARY.changed.connect(self._on_library_changed)
+        self.native.destroyed.connect(self._on_destroyed)
+        self._update_info()
+        self._query_devices()
+
+    # ---- model list
+
+    def _model_choices(self, _widget=None):
+        return [(c.text, c.value) for c in _models.model_choices()]
+
+    def _select_model(self, value: str) -> None:
+        choices = _models.model_choices()
+        values = [c.value for c in choices]
+        if value and str(value) in values:
+            self._model.value = str(value)
+        elif value and Path(value).suffix == "" and any(Path(v).stem == value for v in values):
+            self._model.value = next(v for v in values if Path(v).stem == value)
+        else:
+            default = _models.default_choice(choices)
+            if default is not None:
+                self._model.value = default.value
+
+    def _on_library_changed(self, select: str = "") -> None:
+        current = self._model.value
+        self._model.reset_choices()
+        self._select_model(select or current or "")
+        self._update_info()
+
+    def _current_choice(self) -> _models.Choice | None:
+        return next((c for c in _models.model_choices() if c.value == self._model.value), None)
+
+    def _update_info(self, *_):
+        choice = self._current_choice()
+        self._model_info.value = (
+            _models.summary_line(choice.description, choice.source) if choice else "No model: train one or Browse..."
+        )
+        self._fit.value = self._fit_hint(choice, self._image.value)
+        layer = self._image.value
+        self._z.enabled = layer is not None and not layer.rgb and layer.ndim >= 3
+
+    @staticmethod
+    def _fit_hint(choice, layer) -> str:
+        """Say up front how the model's channels meet the layer's (what the engine's auto mode does)."""
+        if choice is None or layer is None:
+            return ""
+        channels = (choice.description or {}).get("channels")
+        if channels == 1 and layer.rgb:
+            return "1-channel model on an RGB layer: each colour channel is upscaled separately."
+        if channels == 3 and not layer.rgb:
+            return "RGB model on a grayscale layer: the grey image is fed as three equal channels."
+        return ""
+
+    def _pick_file(self, *_):
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(self.native, "Choose a Keras model", "", "Keras models (*.keras)")
+        if path:
+            self.add_model_file(path)
+
+    def add_model_file(self, path: str):
+        """Check a .keras file in the worker (loads safely, probes scale), then add and select it.
+        Returns the background worker."""
+        from napari.qt.threading import create_worker
+
+        try:
+            desc = _models.read_file_description(path)
+        except SuperResError as exc:
+            show_failure(exc, "Loading the model")
+            return None
+        self._model_info.value = f"Checking {Path(path).name} in the model worker..."
+
+        def info():
+            from napari_superres.worker.client import get_client
+
+            return get_client().model_info(str(path))
+
+        worker = create_worker(info)
+
+        def on_returned(details):
+            merged = {**(desc or {}), **{k: v for k, v in (details or {}).items() if v is not None}}
+            _models.remember_browsed(path, merged)
+
+        def on_errored(exc):
+            self._update_info()
+            show_failure(exc, "Loading the model")
+
+        worker.returned.connect(on_returned)
+        worker.errored.connect(on_errored)
+        worker.start()
+        return worker
+
+    # ---- devices
+
+    def _query_devices(self):
+        """Ask the worker which devices it sees (this also warms it up); offer GPU only when there is one."""
+        from napari.qt.threading import create_worker
+
+        def devices():
+            from napari_superres.worker.client import get_client
+
+            return list(get_client().devices())
+
+        worker = create_worker(devices)
+        worker.returned.connect(self._set_devices)
+        worker.errored.connect(lambda exc: log.warning("could not list devices: %s", exc))
+        worker.start()
+        self._devices_worker = worker
+
+    def _set_devices(self, devices):
+        """GPUs first when the worker sees any; on a CPU-only machine the one choice is "auto" shown as CPU,
+        so the warm worker (started with "auto") is reused instead of restarted."""
+        gpus = [str(d).upper() for d in devices if str(d).lower().startswith("gpu")]
+        choices = [(gpu, gpu.lower()) for gpu in gpus] + [("CPU", "cpu" if gpus else "auto")]
+        self._device.choices = choices
+        values = [value for _, value in choices]
+        self._device.value = LAST_SETTINGS.device if LAST_SETTINGS.device in values else values[0]
+        self._devices_known = True
+
+    # ---- run
+
+    def settings(self) -> UpscaleSettings:
+        return UpscaleSettings(
+            model=self._model.value or "",
+            tile=int(self._tile.value),
+            tta=bool(self._tta.value),
+            device=str(self._device.value or "auto"),
+            upscale_z=bool(self._z.value and self._z.enabled),
+        )
+
+    def run(self, *_):
+        """Start upscaling the chosen layer; returns the background worker (None if refused)."""
+        from napari.utils.notifications import show_warning
+
+        if self.state.running:
+            return self._worker
+        layer = self._image.value
+        if layer is None:
+            show_warning("Upscale: no image layer. Open an image or add one from File > Open Sample.")
+            return None
+        settings = self.settings()
+        for field in dataclasses.fields(settings):
+            setattr(LAST_SETTINGS, field.name, getattr(settings, field.name))
+        self._bar.visible = True
+        self._bar.value = 0
+        self._worker = start_upscale(self._viewer, [layer], settings, state=self.state, bar=self._bar)
+        return self._worker
+
+    def cancel(self, *_):
+        """Stop the current run (pressing it again changes nothing)."""
+        if self._worker is not None and self.state.running:
+            self._worker.cancel_event.set()
+            self.state.message = "Cancelling..."
+
+    def _on_running(self, running: bool):
+        self._run.enabled = not running
+        self._cancel.enabled = running
+        if not running:
+            self._bar.visible = False
+
+    def _on_destroyed(self, *_):
+        # Closing the widget or the viewer stops the run; the worker process stays for the next one.
+        if self._worker is not None:
+            self._worker.cancel_event.set()
+        _models.LIBRARY.changed.disconnect(self._on_library_changed)
+
+
+# ------------------------------------------------------------------------------------------ the menu command
+
+
+def upscale_selected_layers(viewer: napari.viewer.Viewer):
+    """Layer context-menu command: upscale the selected image layers with the last-used settings."""
+    from napari.layers import Image
+    from napari.utils.notifications import show_warning
+
+    layers = [layer for layer in viewer.layers.selection if isinstance(layer, Image)]
+    if not layers:
+        show_warning("Upscale with napari-superres: select one or more image layers first")
+        return None
+    return start_upscale(viewer, layers, LAST_SETTINGS)
