@@ -16,27 +16,10 @@ def _keras():
     return keras
 
 
-class _Wrapped:
-    """Minimal SRModel used until models.loading is available."""
-
-    def __init__(self, km):
-        self.keras_model, self.name, self.path = km, km.name, None
-        self.channels = int(km.input_shape[-1])
-        probe = np.zeros((1, 8, 8, self.channels), np.float32)
-        self.scale = int(km.predict_on_batch(probe).shape[1] // 8)
-        self.multiple, self.overlap, self.fixed_size = 1, 8, None
-        self.normalization, self.description = {"mode": "range"}, {}
-
-    def predict(self, batch):
-        return np.asarray(self.keras_model.predict_on_batch(np.asarray(batch, np.float32)), np.float32)
-
-
 def _to_srmodel(keras_model):
     """Through the project's loader (scale found by probing), as a user's own model would go."""
-    try:
-        from napari_superres.models.loading import load_model
-    except ImportError:
-        return _Wrapped(keras_model)
+    from napari_superres.models.loading import load_model
+
     return load_model(keras_model)
 
 

@@ -1,0 +1,125 @@
+"""Tiled inference equals whole-image inference, any image size works, batches, progress and cancel."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from napari_superres.engine.api import upscale
+from napari_superres.engine.tiling import plan_axis, predict_tiled
+from napari_superres.errors import Cancelled
+
+from conftest import _to_srmodel
+
+
+def _photo(img, h=203, w=157):
+    """An odd-sized crop from the middle of a real photograph."""
+    y0, x0 = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
+    return np.ascontiguousarray(img[y0 : y0 + h, x0 : x0 + w])
+
+
+def test_tiled_equals_whole_image_float(rgb_model, astronaut):
+    x = (_photo(astronaut) / 255.0).astype(np.float32)[None]
+    whole = predict_tiled(rgb_model.predict, x, scale=2, tile=10_000, overlap=0, batch_size=1)
+    tiled = predict_tiled(rgb_model.predict, x, scale=2, tile=64, overlap=4, batch_size=5)
+    assert whole.shape == tiled.shape == (1, 406, 314, 3)
+    assert np.abs(whole - tiled).max() < 1e-5
+    # Too little context for the model's receptive field shows seams: the overlap is what makes it exact.
+    seams = predict_tiled(rgb_model.predict, x, scale=2, tile=64, overlap=1, batch_size=5)
+    assert np.abs(whole - seams).max() > 1e-3
+
+
+def test_tiled_equals_whole_image_uint8(rgb_model, chelsea):
+    img = _photo(chelsea)
+    whole = upscale(img, rgb_model, tile=10_000)
+    tiled = upscale(img, rgb_model, tile=64)  # the model's own overlap
+    assert tiled.dtype == np.uint8 and tiled.shape == (406, 314, 3)
+    assert np.abs(whole.astype(int) - tiled).max() <= 1
+    # The model really changes the image (it is not a plain nearest upsampling).
+    nearest = img.repeat(2, 0).repeat(2, 1)
+    assert np.abs(whole.astype(int) - nearest).mean() > 1
+
+
+def _pooling_model():
+    """x2 model that only runs on sizes that are multiples of 4 (two poolings), like a U-Net."""
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((None, None, 1))
+    low = L.AveragePooling2D(2)(L.AveragePooling2D(2)(inp))
+    low = L.Conv2D(4, 3, padding="same", activation="relu")(low)
+    up = L.Conv2D(1, 3, padding="same")(L.UpSampling2D(8)(low))
+    return keras.Model(inp, L.Add()([L.UpSampling2D(2)(inp), up]))
+
+
+def test_multiple_padding_and_tiles(camera):
+    model = _to_srmodel(_pooling_model())
+    assert model.multiple == 4 and model.scale == 2
+    img = camera[50:253, 60:217]  # 203 x 157: neither is a multiple of 4
+    whole = upscale(img, model, tile=10_000)
+    tiled = upscale(img, model, tile=48, overlap=16)
+    assert whole.shape == tiled.shape == (406, 314)
+    assert np.abs(whole.astype(int) - tiled).max() <= 1
+    for size in [(1, 1), (3, 5), (2, 9)]:
+        out = upscale(camera[: size[0], : size[1]], model)
+        assert out.shape == (2 * size[0], 2 * size[1]) and out.dtype == np.uint8
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 5)])
+def test_tiny_images(size, gray_model, rgb_model, astronaut):
+    img = astronaut[: size[0], : size[1]]
+    out = upscale(img, rgb_model)
+    assert out.shape == (2 * size[0], 2 * size[1], 3) and out.dtype == np.uint8
+    out = upscale(img[..., 0], gray_model, tile=2, overlap=1)
+    assert out.shape == (2 * size[0], 2 * size[1])
+
+
+def test_plan_axis_cores_cover_with_context():
+    for length, tile, overlap, m in itertools.product(range(1, 70), [1, 5, 16], [0, 1, 3, 8], [1, 2, 4]):
+        if length % m:
+            continue
+        w, plan = plan_axis(length, tile, overlap, m)
+        assert plan[0][1] == 0 and plan[-1][2] == length
+        for i, (start, a, b) in enumerate(plan):
+            assert 0 <= start <= a < b <= start + w <= length
+            assert start % m == a % m == w % m == 0
+            assert a == 0 or a - start >= overlap  # left context, except at the border
+            assert b == length or start + w - b >= overlap  # right context
+            assert i == 0 or plan[i - 1][2] == a  # no gaps, no double writes
+    # Balanced cores: 1000 px in tiles of 128 with 8 px overlap is 8 windows of 139, not 1024+ px of work.
+    w, plan = plan_axis(1000, 128, 8)
+    assert len(plan) == 8 and w == 139
+
+
+def test_batches_span_tiles_and_slices(gray_model):
+    rng = np.random.default_rng(0)
+    stack = rng.random((3, 40, 50), dtype=np.float32)[..., None]
+    shapes = []
+
+    def counting(batch):
+        shapes.append(batch.shape)
+        return gray_model.predict(batch)
+
+    out = predict_tiled(counting, stack, scale=2, tile=20, overlap=4, batch_size=7)
+    # 2 x 3 windows per slice, 3 slices = 18 windows of one shape, in batches of 7.
+    assert [s[0] for s in shapes] == [7, 7, 4]
+    assert len({s[1:] for s in shapes}) == 1
+    whole = predict_tiled(gray_model.predict, stack, scale=2, tile=100, overlap=0, batch_size=3)
+    assert np.abs(out - whole).max() < 1e-5
+
+
+def test_progress_reaches_total_and_cancel(gray_model, camera):
+    img = camera[:100, :120]
+    calls = []
+    out = upscale(img, gray_model, tile=32, overlap=4, batch_size=2, progress=lambda d, t: calls.append((d, t)))
+    assert out.shape == (200, 240)
+    total = calls[-1][1]
+    assert calls[-1][0] == total == 12 and all(t == total for _, t in calls)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+    seen = []
+    with pytest.raises(Cancelled):
+        upscale(img, gray_model, tile=32, overlap=4, batch_size=2,
+                progress=lambda d, t: seen.append(d), cancel=lambda: len(seen) >= 2)
+    assert seen == [2, 4]  # stopped between batches, right after the request
