@@ -1,0 +1,193 @@
+"""Validation and evaluation on whole images, always side by side with bicubic (and Lanczos).
+
+The low-resolution input of each image is made once, in the image's own dtype, then upscaled by the model
+through the engine (tiling, normalisation and dtype handling exactly as a user's upscale) and by bicubic
+interpolation. Metrics follow :mod:`.metrics`: 8-bit data is compared as the literature does (uint8, Y channel
+for RGB, border crop = scale); anything else on the reference's percentile-normalised range (2 / 99.8,
+``data_range=1``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import InputError
+from . import metrics
+from .config import DEGRADATIONS
+from .degrade import Degradation, degrade
+from .folders import PERCENTILES, ImageFile, luminance, normalizer_of, read_slices
+
+SEED = 12345  # the validation LR is the same every epoch and every run
+
+
+@dataclass
+class Sample:
+    name: str
+    hr: np.ndarray  # H x W or H x W x 3, the file's dtype
+    lr: np.ndarray
+    bicubic: np.ndarray
+    lanczos: np.ndarray
+
+
+def metric_kind(dtypes) -> str:
+    """"uint8" (literature convention) when every image is 8-bit, else "normalised"."""
+    return "uint8" if set(map(str, dtypes)) == {"uint8"} else "normalised"
+
+
+def score(hr: np.ndarray, out: np.ndarray, scale: int, kind: str) -> tuple:
+    """(PSNR, SSIM) of ``out`` against ``hr`` by the convention ``kind``."""
+    if kind == "uint8":
+        return (metrics.psnr(hr, out, scale=scale), metrics.ssim(hr, out, scale=scale))
+    ref, x = metrics.normalise_like(hr, out, low=PERCENTILES["low"], high=PERCENTILES["high"])
+    return (
+        metrics.psnr(ref, x, scale=scale, data_range=1.0, y_channel=False),
+        metrics.ssim(ref, x, scale=scale, data_range=1.0, y_channel=False),
+    )
+
+
+def _to_dtype(x: np.ndarray, dtype) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(x), info.min, info.max).astype(dtype)
+    return x.astype(dtype)
+
+
+def _view(x: np.ndarray, channels: int, dtype) -> np.ndarray:
+    """One H x W x C slice as the model sees it: luminance for a gray model on RGB; 2D when gray."""
+    if channels == 1 and x.shape[-1] == 3:
+        x = _to_dtype(luminance(x), dtype)
+    return x[..., 0] if x.shape[-1] == 1 else x
+
+
+def pick_slices(slices, limit: int) -> list:
+    """At most ``limit`` slices, evenly spread over the stack."""
+    slices = list(slices)
+    if len(slices) <= limit:
+        return slices
+    return [slices[i] for i in np.linspace(0, len(slices) - 1, limit).round().astype(int)]
+
+
+def make_samples(items, *, scale: int, channels: int, paired: bool, degradation: Optional[Degradation],
+                 normalization: dict, limit: Optional[int] = None) -> list:
+    """The validation images: (HR, LR, bicubic, Lanczos) per slice, at most ``limit`` slices in all."""
+    rng = np.random.default_rng(SEED)
+    per_item = max(1, (limit or 10**9) // max(1, len(items)))
+    out = []
+    for it in items:
+        hr_all, _ = read_slices(it.hr.path)
+        lr_all = read_slices(it.lr.path)[0] if paired else None
+        for k in pick_slices(it.slices, per_item):
+            hr = _view(metrics.modcrop(hr_all[k], scale), channels, hr_all.dtype)
+            if paired:
+                lr = _view(lr_all[k], channels, lr_all.dtype)
+                hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
+            else:
+                lr = _degrade_stored(hr, it.hr, degradation, normalization, rng)
+            if min(lr.shape[:2]) < 4 or min(hr.shape[:2]) - 2 * scale < 11:
+                continue  # too small to score (SSIM needs 11x11 after the border crop)
+            name = it.hr.name if it.hr.slices == 1 else f"{it.hr.name}[{k}]"
+            out.append(Sample(name, hr, lr, metrics.bicubic_upscale(lr, scale), metrics.lanczos_upscale(lr, scale)))
+            if limit and len(out) >= limit:
+                return out
+    return out
+
+
+def _degrade_stored(hr: np.ndarray, f: ImageFile, deg: Degradation, normalization: dict, rng) -> np.ndarray:
+    """LR of a stored HR slice, in the stored dtype. The plain benchmark degradation works on the stored
+    values directly (uint8 through Pillow's 8-bit path, as the literature); others on normalised values."""
+    if deg.plain:
+        return metrics.bicubic_downscale(hr, deg.scale) if deg.kind == "bicubic" else metrics.area_downscale(hr, deg.scale)
+    x = hr[..., None] if hr.ndim == 2 else hr
+    norm = normalizer_of(f, normalization)
+    if len(norm.offset) != x.shape[-1]:  # luminance of RGB: one channel, the file's own range
+        norm = type(norm)(norm.mode, norm.dtype, norm.offset[:1], norm.factor[:1])
+    lr = norm.inverse(degrade(norm.forward(x), deg, rng), hr.dtype)
+    return lr[..., 0] if hr.ndim == 2 else lr
+
+
+def baseline(samples, scale: int, kind: str) -> dict:
+    """Mean PSNR/SSIM of bicubic and Lanczos on the samples."""
+    b = [score(s.hr, s.bicubic, scale, kind) for s in samples]
+    la = [score(s.hr, s.lanczos, scale, kind) for s in samples]
+    return {
+        "bicubic_psnr": float(np.mean([v[0] for v in b])),
+        "bicubic_ssim": float(np.mean([v[1] for v in b])),
+        "lanczos_psnr": float(np.mean([v[0] for v in la])),
+        "lanczos_ssim": float(np.mean([v[1] for v in la])),
+    }
+
+
+def run_model(srm, samples, scale: int, kind: str, *, normalization=None, tile=None, cancel=None,
+              per_image: bool = False):
+    """Mean PSNR/SSIM of the model on the samples (and the per-image rows with ``per_image``)."""
+    from ..engine.api import upscale
+
+    rows = []
+    for s in samples:
+        axes = "YX" if s.lr.ndim == 2 else "YXC"
+        t0 = time.perf_counter()
+        sr = upscale(s.lr, srm, axes=axes, tile=tile, normalization=normalization, cancel=cancel)
+        seconds = time.perf_counter() - t0
+        p, q = score(s.hr, sr, scale, kind)
+        bp, bq = score(s.hr, s.bicubic, scale, kind)
+        lp, lq = score(s.hr, s.lanczos, scale, kind)
+        rows.append({
+            "name": s.name, "size": f"{s.hr.shape[1]}x{s.hr.shape[0]}", "psnr": p, "ssim": q,
+            "bicubic_psnr": bp, "bicubic_ssim": bq, "lanczos_psnr": lp, "lanczos_ssim": lq, "seconds": seconds,
+        })
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("name", "size")}
+    return (mean, rows) if per_image else mean
+
+
+def evaluate(model, hr_dir, scale: Optional[int] = None, *, degradation: str = "bicubic", tile=None,
+             limit: Optional[int] = None, progress: Optional[Callable[[int, int], None]] = None,
+             allow_unsafe: bool = False) -> dict:
+    """PSNR/SSIM of ``model`` on the images of ``hr_dir`` next to bicubic and Lanczos.
+
+    ``hr_dir`` holds high-resolution images (the LR input is made by ``degradation``, ``bicubic`` being the
+    benchmark's antialiased downscale) or ``lr/`` and ``hr/`` subfolders of pairs. Returns
+    ``{"model", "scale", "metric", "images": [per-image rows], "mean": {...}}``; each row has psnr, ssim,
+    bicubic_psnr, bicubic_ssim, lanczos_psnr, lanczos_ssim and seconds.
+    """
+    from ..models.loading import load_model
+    from .folders import load_folder
+
+    if degradation not in DEGRADATIONS:
+        raise InputError(f"degradation must be one of {', '.join(DEGRADATIONS)}, not {degradation!r}")
+    srm = load_model(model, allow_unsafe=allow_unsafe)
+    if scale is not None and int(scale) != srm.scale:
+        raise InputError(f"model {srm.name} upscales x{srm.scale}, not x{scale}")
+    scale = srm.scale
+    data = load_folder(hr_dir, scale=scale)
+    # images as they are (the engine matches their channels to the model's); the benchmark degradation
+    samples = make_samples(
+        data.items, scale=scale, channels=3, paired=data.paired, degradation=Degradation(scale, degradation),
+        normalization=PERCENTILES, limit=limit,
+    )
+    if not samples:
+        raise InputError(f"no image in {hr_dir} is large enough to evaluate at x{scale}")
+    kind = metric_kind(s.hr.dtype for s in samples)
+    rows = []
+    for i, s in enumerate(samples):
+        _, r = run_model(srm, [s], scale, kind, tile=tile, per_image=True)
+        rows += r
+        if progress:
+            progress(i + 1, len(samples))
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("name", "size")}
+    return {
+        "model": srm.name,
+        "path": str(srm.path) if srm.path else None,
+        "scale": scale,
+        "data": str(Path(hr_dir)),
+        "mode": "paired" if data.paired else f"hr-only ({degradation})",
+        "metric": "PSNR/SSIM on Y of uint8, border crop = scale" if kind == "uint8"
+        else "PSNR/SSIM on the percentile-normalised range (2/99.8), data range 1, border crop = scale",
+        "images": rows,
+        "mean": mean,
+    }
