@@ -1,9 +1,16 @@
 """The architectures by name, with what the engine needs to know about each.
 
 ``multiple``: the model's LR input height and width must be a multiple of this (the engine pads).
-``overlap``: receptive-field radius in LR pixels, rounded up, for the default settings of the builder and
-every supported scale: a tile with this much context on each side gives the same output as the whole
-image. ``tests/core/test_models.py`` measures the radius of every architecture against it.
+``overlap``: receptive-field radius in LR pixels, rounded up, over every supported scale: a tile with this
+much context on each side gives the same output as the whole image. Both are for the builder's default
+options; :func:`geometry` gives them for other options (e.g. a smaller EDSR). ``tests/core/test_models.py``
+measures the radius of every architecture against these rules.
+
+rcan's channel attention averages over the whole input, so a tile's output also depends (weakly) on
+everything in the tile: its overlap is the radius of its convolutions, and tiled results differ slightly
+from whole-image ones. The other architectures are exact.
+
+Importing this module does not import Keras (the napari process lists architectures); building does.
 """
 
 from dataclasses import dataclass
@@ -25,8 +32,35 @@ class ArchSpec:
     summary: str
 
 
+# (multiple, overlap) from the builder's options. Each 3x3 convolution in LR adds 1 pixel of radius, a 5x5
+# adds 2; the sub-pixel/deconvolution upsampler and the bicubic skip add at most 2 more.
+def _unet_geometry(depth=2, **_):
+    # In HR pixels the U-Net sees 8 * 2**depth - 6 around a pixel, i.e. 4 * 2**depth - 3 LR pixels at x2,
+    # plus 2 for the bicubic pre-upsampling; rounded up to a multiple of 2**depth so tiles stay aligned.
+    return 2**depth, 4 * 2**depth
+
+
+_GEOMETRY = {
+    "upsample_cnn": lambda **_: (1, 4),
+    "unet_sr": _unet_geometry,
+    "espcn": lambda **_: (1, 4),
+    "fsrcnn": lambda m=4, **_: (1, m + 4),
+    "edsr": lambda n_blocks=16, **_: (1, 2 * n_blocks + 4),
+    "rcan": lambda n_groups=4, n_blocks=4, **_: (1, n_groups * (2 * n_blocks + 1) + 4),
+}
+
+_SUMMARIES = {
+    "upsample_cnn": "post-upsampling CNN: LR convolutions, UpSampling2D stages, convolutions",
+    "unet_sr": "U-Net on a bicubic-upsampled input, residual output (VDSR family)",
+    "espcn": "ESPCN: 3 LR convolutions and a sub-pixel shuffle; fast",
+    "fsrcnn": "FSRCNN: shrink-map-expand convolutions and a 9x9 deconvolution; fast",
+    "edsr": "EDSR-baseline: 16 residual blocks, 64 features, sub-pixel upsampler",
+    "rcan": "light RCAN: 4 groups of 4 residual channel-attention blocks, 48 features",
+}
+
+
 def _lazy(name):
-    """The builder, imported on first call: listing architectures must not import Keras (napari process)."""
+    """The builder, imported on first call."""
 
     def build(scale, channels, **kw):
         from . import architectures
@@ -37,20 +71,9 @@ def _lazy(name):
     return build
 
 
-def _spec(name, multiple, overlap, summary):
-    return ArchSpec(name, _lazy(name), SCALES, multiple, overlap, summary)
-
-
 ARCHITECTURES: dict = {
-    s.name: s
-    for s in (
-        _spec("upsample_cnn", 1, 5, "post-upsampling CNN: LR convolutions, UpSampling2D stages, convolutions"),
-        _spec("unet_sr", 4, 16, "U-Net on a bicubic-upsampled input, residual output (VDSR family)"),
-        _spec("espcn", 1, 5, "ESPCN: 3 LR convolutions and a sub-pixel shuffle; fast"),
-        _spec("fsrcnn", 1, 9, "FSRCNN: shrink-map-expand convolutions and a 9x9 deconvolution; fast"),
-        _spec("edsr", 1, 36, "EDSR-baseline: 16 residual blocks, 64 features, sub-pixel upsampler"),
-        _spec("rcan", 1, 40, "light RCAN: 4x4 residual channel-attention blocks, 48 features"),
-    )
+    name: ArchSpec(name, _lazy(name), SCALES, *_GEOMETRY[name](), summary)
+    for name, summary in _SUMMARIES.items()
 }
 
 
@@ -58,6 +81,12 @@ def get_arch(arch) -> ArchSpec:
     if arch not in ARCHITECTURES:
         raise ModelError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[arch]
+
+
+def geometry(arch, **kw) -> tuple[int, int]:
+    """(multiple, overlap) of ``arch`` built with options ``kw``."""
+    get_arch(arch)
+    return _GEOMETRY[arch](**kw)
 
 
 def build_model(arch, scale, channels, **kw):
