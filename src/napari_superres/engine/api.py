@@ -107,7 +107,8 @@ def upscale(
       ``models.loading.load_model`` accepts).
     - ``axes``: napari-order axes string (``YX``, ``YXC``, ``CYX``, ``ZYX``, ``TZYX``...); inferred when None
       (see ``axes.infer_axes``). Channels follow the policy in ``engine/axes.py``.
-    - ``tile``: core tile size in input pixels (None: whole image up to 512x512 pixels, else 256);
+    - ``tile``: core tile size in input pixels (None: whole image up to 512x512 pixels, else 256; 0: the
+      whole image);
       ``overlap``: context pixels per tile side (None: the model's own ``overlap``).
     - ``tta``: x8 self-ensemble (8 times slower). ``batch_size``: windows per model call (None: about
       512x512 input pixels per call).
@@ -165,6 +166,8 @@ def upscale_numpy(
         core = max(fixed) - 2 * ov  # only used as an upper bound; the window is the fixed size
     else:
         core = default_tile(h, w) if tile is None else int(tile)
+        if core <= 0:  # 0: no tiling, one window covers the image
+            core = max(h, w)
     if batch_size is None:
         batch_size = max(1, min(MAX_BATCH, BATCH_PIXELS // _window_pixels(h, w, core, ov, multiple, fixed)))
 

@@ -100,13 +100,14 @@ class Normalizer:
             return y.astype(dtype, copy=False)
         # float32 is exact enough for 8/16-bit integers and float32 output; wider types need float64.
         work = np.float32 if dtype.itemsize <= 2 or dtype == np.float32 else np.float64
-        offset = np.asarray(self.offset, work)
-        factor = np.asarray(self.factor, work)
-        y = y.astype(work) * factor + offset
+        y = y.astype(work)  # one working copy, then in place: outputs can be large
+        y *= np.asarray(self.factor, work)
+        y += np.asarray(self.offset, work)
         if np.issubdtype(dtype, np.integer):
             info = np.iinfo(dtype)
-            y = np.clip(np.rint(y), info.min, info.max)
-        return y.astype(dtype)
+            np.rint(y, out=y)
+            np.clip(y, info.min, info.max, out=y)
+        return y.astype(dtype, copy=False)
 
 
 def fit_normalizer(data, spec=None, channel_axis: Optional[int] = None) -> Normalizer:
