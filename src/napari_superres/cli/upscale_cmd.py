@@ -111,17 +111,17 @@ def collect_inputs(inputs):
 
 
 def plan_outputs(files, batch, output):
-    """``[(input, output)]``. Raises for an OUT that cannot be what the inputs need, or name collisions."""
-    from ..io import IMAGE_SUFFIXES
-
+    """``([(input, output)], is_folder)``; ``is_folder``: OUT is a folder (made if missing), not a file.
+    Raises for an OUT that cannot be what the inputs need, or name collisions."""
     out = Path(output)
-    names_a_file = out.suffix.lower() in IMAGE_SUFFIXES
-    if batch:
-        if out.exists() and not out.is_dir() or names_a_file:
-            raise OutputError(f"several inputs need a folder as OUT, not {out}")
+    # an existing folder, or a new name without a suffix, is a folder (a .zarr folder is an image)
+    is_folder = out.is_dir() and out.suffix.lower() != ".zarr" if out.exists() else not out.suffix
+    if batch and not is_folder:
+        raise OutputError(
+            f"several inputs need a folder as OUT, not {out} (an existing folder, or a new name without suffix)"
+        )
+    if is_folder:
         pairs = [(f, out / f.name) for f in files]
-    elif out.is_dir() and not names_a_file or not names_a_file and not out.exists():
-        pairs = [(files[0], out / files[0].name)]  # an existing folder, or a new one (a name with no suffix)
     else:
         pairs = [(files[0], out)]
     seen = {}
@@ -131,7 +131,7 @@ def plan_outputs(files, batch, output):
         if dst in seen:
             raise InputError(f"{seen[dst]} and {src} would both be written to {dst}; upscale them separately")
         seen[dst] = src
-    return pairs
+    return pairs, is_folder
 
 
 def _same_file(a, b):
@@ -141,10 +141,16 @@ def _same_file(a, b):
         return False
 
 
-def check_outputs(pairs, *, overwrite, skip_existing):
-    """Refuse existing outputs (unless told otherwise) and unwritable folders. Returns the pairs to run and
-    the number skipped."""
+def check_outputs(pairs, *, overwrite, skip_existing, may_create_folder):
+    """Refuse existing outputs (unless told otherwise) and missing or unwritable folders. Returns the pairs to
+    run and the number skipped. ``may_create_folder``: the output folder is OUT itself, made when missing."""
     from ..io import check_folder_writable
+
+    folder = pairs[0][1].parent
+    if folder.exists() or not may_create_folder:
+        check_folder_writable(folder)
+    else:
+        check_folder_writable(folder.parent)  # OUT will be made there
 
     existing = [dst for _, dst in pairs if dst.exists() or dst.is_symlink()]
     if existing and not (overwrite or skip_existing):
@@ -156,10 +162,6 @@ def check_outputs(pairs, *, overwrite, skip_existing):
         )
     if skip_existing:
         pairs = [(src, dst) for src, dst in pairs if dst not in existing]
-    folder = pairs[0][1].parent if pairs else None
-    if folder is not None:
-        # a folder that is not there yet will be made: its parent must take it
-        check_folder_writable(folder if folder.exists() else folder.parent)
     return pairs, len(existing) if skip_existing else 0
 
 
@@ -277,7 +279,7 @@ def upscale_one(src, dst, model, args, *, batch, data=None):
     """Upscale one file to ``dst`` (in a batch the suffix falls back to .tif if the format cannot hold the
     result). Returns the path written."""
     from ..engine.api import upscale
-    from ..io import can_hold, check_writable, write_image
+    from ..io import can_hold, check_format, check_writable, write_image
 
     if data is None:
         data = read_checked(src, args.axes)
@@ -286,7 +288,10 @@ def upscale_one(src, dst, model, args, *, batch, data=None):
     out_shape = tuple(n * scale if a in "YX" else n for a, n in zip(axes, array.shape))
     if batch and not can_hold(dst, out_shape, array.dtype):
         dst = dst.with_suffix(".tif")
-    check_writable(dst, out_shape, array.dtype, overwrite=args.overwrite)
+    if dst.parent.exists():
+        check_writable(dst, out_shape, array.dtype, overwrite=args.overwrite)
+    else:  # a new output folder, made once there is something to put in it (its parent was checked)
+        check_format(dst, out_shape, array.dtype)
 
     tile = args.tile
     if tile == 0:  # no tiling: one window covers the whole image
@@ -321,8 +326,10 @@ def upscale_one(src, dst, model, args, *, batch, data=None):
 def run(args):
     prepare_device(args.device)
     files, batch = collect_inputs(args.inputs)
-    pairs = plan_outputs(files, batch, args.output)
-    pairs, skipped = check_outputs(pairs, overwrite=args.overwrite, skip_existing=args.skip_existing)
+    pairs, folder_is_out = plan_outputs(files, batch, args.output)
+    pairs, skipped = check_outputs(
+        pairs, overwrite=args.overwrite, skip_existing=args.skip_existing, may_create_folder=folder_is_out
+    )
     if not pairs:
         print(f"nothing to do: all {skipped} outputs exist (--skip-existing)")
         return 0

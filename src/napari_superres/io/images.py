@@ -244,7 +244,7 @@ def check_writable(path, shape, dtype, *, overwrite=False) -> Path:
     format that cannot hold the array, an existing output without ``overwrite``, a missing or unwritable folder.
     Lets a caller fail fast, before a long computation."""
     path = Path(path)
-    _check_format(path, tuple(shape), np.dtype(dtype))
+    check_format(path, shape, dtype)
     if path.exists() or path.is_symlink():
         if not overwrite:
             raise OutputError(f"output exists: {path} (use --overwrite to replace it)")
@@ -257,7 +257,7 @@ def check_writable(path, shape, dtype, *, overwrite=False) -> Path:
 def can_hold(path, shape, dtype) -> bool:
     """Whether the format named by ``path``'s suffix can store an array of this shape and dtype."""
     try:
-        _check_format(Path(path), tuple(shape), np.dtype(dtype))
+        check_format(path, shape, dtype)
     except OutputError:
         return False
     return True
@@ -313,7 +313,9 @@ def write_image(path, array, *, overwrite=False, meta=None) -> Path:
     return path
 
 
-def _check_format(path, shape, dtype):
+def check_format(path, shape, dtype) -> None:
+    """OutputError unless the format named by ``path``'s suffix can store an array of this shape and dtype."""
+    path, shape, dtype = Path(path), tuple(shape), np.dtype(dtype)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise OutputError(
