@@ -17,6 +17,9 @@ DEGRADATIONS = ("bicubic", "area")
 LOSSES = ("l1", "mse", "charbonnier")
 GAN_LOSSES = ("relativistic", "vanilla")
 NORMALIZATIONS = ("auto", "range", "percentile")
+# Adam's starting rate (cosine decay to a tenth over the run): small fast models take a larger one.
+DEFAULT_LEARNING_RATE = {"espcn": 3e-3, "fsrcnn": 2e-3}
+FALLBACK_LEARNING_RATE = 5e-4
 
 
 @dataclass
@@ -34,13 +37,17 @@ class TrainConfig:
     range 0..1); ``poisson`` photons at the top of the range (0: no shot noise; smaller is noisier);
     ``jpeg`` the lowest JPEG quality (each patch draws one in [jpeg, 95]; 0: none).
 
+    ``learning_rate``: Adam's starting rate, decayed to a tenth over the run by a cosine (None: 3e-3 for
+    espcn, 2e-3 for fsrcnn, 5e-4 for the deeper networks).
+
     ``patch`` is the HR patch side in pixels (rounded down to a multiple of ``scale``); ``steps_per_epoch``
     batches of ``batch`` patches make an epoch. ``channels`` "auto" follows the data (1 gray, 3 RGB); 1 on
     RGB data trains on the luminance. ``normalization`` "auto" is "range" for 8-bit data and "percentile"
     (2 / 99.8, per file, as the engine does at inference) for anything else.
 
     ``gan``: adversarial training (TensorFlow backend): the generator learns on the pixel loss alone for
-    ``gan_pretrain`` steps, then also against a patch discriminator with weight ``gan_weight``.
+    ``gan_pretrain`` steps (None: the first half of the run), then also against a patch discriminator, with
+    weight ``gan_weight`` (``gan_loss`` "relativistic" average as ESRGAN, or "vanilla").
     """
 
     data_dir: Union[str, Path]
@@ -58,11 +65,11 @@ class TrainConfig:
     poisson: float = 0.0
     jpeg: int = 0
     loss: str = "l1"
-    learning_rate: float = 1e-3
+    learning_rate: Optional[float] = None
     gan: bool = False
     gan_loss: str = "relativistic"
     gan_weight: float = 5e-3
-    gan_pretrain: int = 0
+    gan_pretrain: Optional[int] = None
     resume: bool = False
     overwrite: bool = False
     val_dir: Optional[Union[str, Path]] = None
@@ -85,6 +92,18 @@ class TrainConfig:
         """JSON-ready copy (paths as strings)."""
         d = dataclasses.asdict(self)
         return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
+
+    @property
+    def lr(self) -> float:
+        if self.learning_rate is None:
+            return DEFAULT_LEARNING_RATE.get(self.arch, FALLBACK_LEARNING_RATE)
+        return float(self.learning_rate)
+
+    @property
+    def pretrain_steps(self) -> int:
+        if self.gan_pretrain is None:
+            return self.epochs * self.steps_per_epoch // 2
+        return int(self.gan_pretrain)
 
     @property
     def hr_patch(self) -> int:
@@ -119,13 +138,13 @@ class TrainConfig:
         if self.channels not in ("auto", 1, 3):
             bad.append(f"channels must be 'auto', 1 or 3, not {self.channels!r}")
         for name in ("blur", "noise", "poisson", "gan_weight", "gan_pretrain"):
-            if getattr(self, name) < 0:
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 bad.append(f"{name.replace('_', '-')} must be >= 0, not {getattr(self, name)!r}")
         if not 0 <= self.jpeg <= 95:
             bad.append(f"jpeg quality must be in 1..95 (0: no JPEG), not {self.jpeg!r}")
         if not 0 <= self.val_fraction < 1:
             bad.append(f"val-fraction must be in [0, 1), not {self.val_fraction!r}")
-        if not self.learning_rate > 0:
+        if self.learning_rate is not None and not self.learning_rate > 0:
             bad.append(f"learning-rate must be > 0, not {self.learning_rate!r}")
         if self.out.suffix != ".keras":
             bad.append(f"the output model must be a .keras file, not {self.out.name!r}")

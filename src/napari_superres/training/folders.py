@@ -227,13 +227,19 @@ def _pair(lr_dir: Path, hr_dir: Path, scale: int) -> tuple:
     return items, [f"lr/{n}" for n in skip_lr] + [f"hr/{n}" for n in skip_hr]
 
 
-def load_folder(root, *, scale: int, hr_only: Optional[bool] = None) -> DataSet:
-    """Scan a training (or validation) folder. ``hr_only`` None: paired if ``root`` has lr/hr subfolders."""
+def check_folder(root) -> Path:
+    """InputError unless ``root`` is an existing folder."""
     root = Path(root)
     if not root.exists():
         raise InputError(f"data folder not found: {root}")
     if not root.is_dir():
         raise InputError(f"data folder is not a folder: {root}")
+    return root
+
+
+def load_folder(root, *, scale: int, hr_only: Optional[bool] = None) -> DataSet:
+    """Scan a training (or validation) folder. ``hr_only`` None: paired if ``root`` has lr/hr subfolders."""
+    root = check_folder(root)
     pair = find_pair_folders(root)
     if pair is not None and hr_only is not True:
         items, skipped = _pair(pair[0], pair[1], scale)

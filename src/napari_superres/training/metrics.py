@@ -15,6 +15,8 @@ NumPy and Pillow only: importing this module never loads Keras.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from PIL import Image
 
@@ -138,18 +140,18 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
     return img[: h - h % scale, : w - w % scale]
 
 
-def _resize(img: np.ndarray, size_hw: tuple[int, int], resample, box=None) -> np.ndarray:
+def _resize(img: np.ndarray, size_hw: tuple[int, int], resample) -> np.ndarray:
     """Resize a (H, W) or (H, W, C) image with Pillow. uint8 gray/RGB go through Pillow's 8-bit path
     (rounded like MATLAB); anything else is resampled per channel in float32 and cast back (integers rounded
     and clipped, never wrapped)."""
     img = np.asarray(img)
     h, w = size_hw
     if img.dtype == np.uint8 and (img.ndim == 2 or (img.ndim == 3 and img.shape[-1] == 3)):
-        return np.asarray(Image.fromarray(img).resize((w, h), resample, box=box))
+        return np.asarray(Image.fromarray(img).resize((w, h), resample))
     planes = img[..., None] if img.ndim == 2 else img
     out = np.stack(
         [
-            np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c], dtype=np.float32)).resize((w, h), resample, box=box))
+            np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c], dtype=np.float32)).resize((w, h), resample))
             for c in range(planes.shape[-1])
         ],
         axis=-1,
@@ -174,17 +176,51 @@ def lanczos_upscale(img, scale: int) -> np.ndarray:
     return _resize(img, (img.shape[0] * scale, img.shape[1] * scale), Image.LANCZOS)
 
 
+def _cubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
+    x = np.abs(x)
+    return np.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1, np.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, 0.0))
+
+
+@lru_cache(maxsize=64)
+def _downscale_matrix(n_in: int, scale: int) -> np.ndarray:
+    """(n_in // scale, n_in) weights of Pillow's antialiased bicubic reduction by ``scale`` (its coefficients,
+    edge handling included: the kernel is cut at the border and renormalised)."""
+    n_out = n_in // scale
+    m = np.zeros((n_out, n_in), np.float64)
+    support = 2.0 * scale
+    for i in range(n_out):
+        centre = (i + 0.5) * scale
+        lo = max(int(centre - support + 0.5), 0)
+        hi = min(int(centre + support + 0.5), n_in)
+        w = _cubic((np.arange(lo, hi) - centre + 0.5) / scale)
+        m[i, lo:hi] = w / w.sum()
+    return m.astype(np.float32)
+
+
 def bicubic_downscale(img, scale: int) -> np.ndarray:
     """Antialiased bicubic downscaling, like MATLAB ``imresize(img, 1/scale)`` (the benchmark degradation).
 
     The output is ``floor(H/scale) x floor(W/scale)``; the bottom/right remainder rows are ignored, so that
     output pixel ``i`` covers input pixels ``i*scale .. (i+1)*scale-1`` exactly. Same dtype as the input.
+    uint8 gray/RGB go through Pillow's 8-bit path (as benchmark LR images are made); other dtypes through
+    Pillow's coefficients as two float32 matrix products (fast for the many small patches of training).
     """
     img = np.asarray(img)
     h, w = img.shape[0] // scale, img.shape[1] // scale
     if h < 1 or w < 1:
         raise ValueError(f"image {img.shape[:2]} is smaller than the scale {scale}")
-    return _resize(img, (h, w), Image.BICUBIC, box=(0, 0, w * scale, h * scale))
+    img = img[: h * scale, : w * scale]
+    if img.dtype == np.uint8 and (img.ndim == 2 or (img.ndim == 3 and img.shape[-1] == 3)):
+        return _resize(img, (h, w), Image.BICUBIC)
+    mh = _downscale_matrix(h * scale, scale)
+    mw = _downscale_matrix(w * scale, scale)
+    x = img.astype(np.float32, copy=False).reshape(h * scale, w * scale, -1)
+    out = mh @ np.moveaxis(x, -1, 0) @ mw.T  # (C, h, w)
+    out = np.moveaxis(out, 0, -1).reshape((h, w) + img.shape[2:])
+    if np.issubdtype(img.dtype, np.integer):
+        info = np.iinfo(img.dtype)
+        return np.clip(np.rint(out), info.min, info.max).astype(img.dtype)
+    return out.astype(img.dtype, copy=False)
 
 
 def area_downscale(img, scale: int) -> np.ndarray:

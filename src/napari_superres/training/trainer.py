@@ -8,7 +8,6 @@ run and keeps the last good model.
 
 from __future__ import annotations
 
-import logging
 import math
 import shutil
 import time
@@ -19,19 +18,15 @@ import keras
 import numpy as np
 
 from ..errors import InputError, OutputError, SuperResError
-from ..io.images import check_folder_writable
 from ..models.loading import SRModel, save_model
 from ..models.registry import build_model, get_arch
 from .config import TrainConfig
-from .degrade import Degradation
-from .folders import check_patch, choose_normalization, load_folder, resolve_channels, split
 from .gan import GANTrainer, patch_discriminator, require_tensorflow
 from .losses import PIXEL_LOSSES
 from .patches import ImageCache, PatchSampler
+from .plan import Plan, prepare
 from .runfiles import RunLog, checkpoint_path, load_checkpoint, log_path, run_dir, save_checkpoint
-from .validation import baseline, make_samples, metric_kind, run_model
-
-log = logging.getLogger("napari_superres.training")
+from .validation import run_model
 
 # what must match between a checkpoint and a resumed run
 _RESUME_KEYS = ("arch", "scale", "gan")
@@ -54,24 +49,6 @@ class _Batches(keras.utils.PyDataset):
 
     def __getitem__(self, i):
         return self.sampler.batch(np.random.default_rng([self.seed, self.epoch, int(i)]), self.batch)
-
-
-def _check_output(cfg: TrainConfig) -> None:
-    out = cfg.out
-    check_folder_writable(out.parent)
-    if out.is_dir():
-        raise OutputError(f"output is a folder, not a model file: {out}")
-    ckpt = checkpoint_path(out)
-    if cfg.resume:
-        if not ckpt.exists():
-            raise InputError(f"nothing to resume: no checkpoint of {out.name} at {ckpt}")
-        return
-    if out.exists() and not cfg.overwrite:
-        raise OutputError(f"model exists: {out} (use --overwrite to replace it, or --resume to continue its run)")
-    if ckpt.exists() and not cfg.overwrite:
-        raise OutputError(
-            f"an unfinished run of {out.name} is in {run_dir(out)} (use --resume to continue it, --overwrite to start over)"
-        )
 
 
 def _fresh_run_dir(cfg: TrainConfig) -> None:
@@ -194,56 +171,31 @@ def _set_status(path: Path, status: str) -> None:
 
 def _optimizer(cfg: TrainConfig):
     schedule = keras.optimizers.schedules.CosineDecay(
-        cfg.learning_rate, decay_steps=cfg.epochs * cfg.steps_per_epoch, alpha=0.1
+        cfg.lr, decay_steps=cfg.epochs * cfg.steps_per_epoch, alpha=0.1
     )
     return keras.optimizers.Adam(schedule)
 
 
 def train(config: TrainConfig, progress: Optional[Callable[[int, int], None]] = None,
-          cancel: Optional[Callable[[], bool]] = None, on_event: Optional[Callable[[dict], None]] = None) -> Path:
+          cancel: Optional[Callable[[], bool]] = None, on_event: Optional[Callable[[dict], None]] = None,
+          plan: Optional[Plan] = None) -> Path:
     """Train a model as ``config`` says; return the path of the model file (``config.out``).
 
     ``progress(done, total)`` after every step (steps over the whole run); ``cancel()`` is asked after every
     step: when it returns True the run stops, the model file holds the best complete epoch (or, if none
     finished yet, the weights so far) and the return is normal (the log's ``end`` record says "cancelled").
     ``on_event(record)`` receives each record written to the JSON-lines log (:func:`runfiles.log_path`).
+    ``plan``: the result of :func:`plan.prepare` for this config, when the caller checked the data already.
     Raises a :class:`~napari_superres.errors.SuperResError` with one line for bad data, bad options, an
     unwritable output, or a NaN loss (:class:`TrainingError`, after keeping the last good model).
     """
-    cfg = config.check()
     t_start = time.time()
-    spec = get_arch(cfg.arch)
-    if cfg.scale not in spec.scales:
-        raise InputError(f"{cfg.arch} supports scales {', '.join(map(str, spec.scales))}, not {cfg.scale}")
+    plan = plan if plan is not None else prepare(config)
+    cfg, spec, data, channels, deg = plan.cfg, plan.spec, plan.data, plan.channels, plan.degradation
+    train_items, samples, kind, base = plan.train_items, plan.samples, plan.kind, plan.base
+    normalization, warnings = plan.normalization, plan.warnings
     if cfg.gan:
         require_tensorflow()
-    _check_output(cfg)
-
-    data = load_folder(cfg.data_dir, scale=cfg.scale, hr_only=cfg.hr_only)
-    channels = resolve_channels(data, cfg.channels)
-    check_patch(data, cfg.hr_patch, cfg.scale)
-    if cfg.val_dir is not None:
-        val_data = load_folder(cfg.val_dir, scale=cfg.scale, hr_only=None if data.paired else True)
-        resolve_channels(val_data, channels)
-        train_items, val_items, val_paired = data.items, val_data.items, val_data.paired
-    else:
-        train_items, val_items = split(data, cfg.val_fraction, cfg.seed)
-        val_paired = data.paired
-    normalization = choose_normalization(data, cfg.normalization)
-    deg = Degradation.from_config(cfg)
-    samples = make_samples(
-        val_items, scale=cfg.scale, channels=channels, paired=val_paired, degradation=deg,
-        normalization=normalization, limit=cfg.val_max_images,
-    )
-    kind = metric_kind(s.hr.dtype for s in samples) if samples else None
-    base = baseline(samples, cfg.scale, kind) if samples else {}
-    warnings = []
-    if data.skipped:
-        warnings.append(f"not images, skipped: {', '.join(data.skipped)}")
-    if not samples:
-        warnings.append("no validation images: the model of the last epoch is kept")
-    for w in warnings:
-        log.warning(w)
 
     state = {"epoch": 0, "best_epoch": None, "best_psnr": None, "best_ssim": None, "seconds": 0.0,
              "saved": False, "channels": channels, "config": cfg.to_dict()}
@@ -271,7 +223,7 @@ def train(config: TrainConfig, progress: Optional[Callable[[int, int], None]] = 
     if cfg.gan:
         trainer = GANTrainer(
             generator, patch_discriminator(channels), pixel_loss, weight=cfg.gan_weight,
-            pretrain_steps=cfg.gan_pretrain, relativistic=cfg.gan_loss == "relativistic",
+            pretrain_steps=cfg.pretrain_steps, relativistic=cfg.gan_loss == "relativistic",
         )
         trainer.compile(_optimizer(cfg), _optimizer(cfg))
     else:
@@ -301,8 +253,8 @@ def train(config: TrainConfig, progress: Optional[Callable[[int, int], None]] = 
                 "degradation": None if data.paired else deg.to_dict(), "images": n_train,
                 "files": len(train_items), "dtypes": data.dtypes, "patch": cfg.hr_patch, "batch": cfg.batch,
                 "steps_per_epoch": cfg.steps_per_epoch, "epochs": st["epoch"], "loss": cfg.loss,
-                "learning_rate": cfg.learning_rate,
-                "gan": {"loss": cfg.gan_loss, "weight": cfg.gan_weight, "pretrain_steps": cfg.gan_pretrain}
+                "learning_rate": cfg.lr,
+                "gan": {"loss": cfg.gan_loss, "weight": cfg.gan_weight, "pretrain_steps": cfg.pretrain_steps}
                 if cfg.gan else None,
                 "seed": cfg.seed, "seconds": round(st["seconds"], 1), "backend": keras.backend.backend(),
                 "status": status,
@@ -346,7 +298,7 @@ def train(config: TrainConfig, progress: Optional[Callable[[int, int], None]] = 
             )
         if run.status == "running":
             run.status = "finished"
-        if not state["saved"]:  # cancelled before the first epoch ended: keep what was learned so far
+        if not state["saved"] or not cfg.out.exists():  # stopped before a first epoch ended: keep what was learned
             run.save_model(run.status)
         else:
             _set_status(cfg.out, run.status)

@@ -10,7 +10,7 @@ for RGB, border crop = scale); anything else on the reference's percentile-norma
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -32,6 +32,15 @@ class Sample:
     lr: np.ndarray
     bicubic: np.ndarray
     lanczos: np.ndarray
+    _scores: dict = field(default_factory=dict)
+
+    def reference_scores(self, scale: int, kind: str) -> dict:
+        """Bicubic and Lanczos PSNR/SSIM (computed once: they do not change between epochs)."""
+        if kind not in self._scores:
+            bp, bq = score(self.hr, self.bicubic, scale, kind)
+            lp, lq = score(self.hr, self.lanczos, scale, kind)
+            self._scores[kind] = {"bicubic_psnr": bp, "bicubic_ssim": bq, "lanczos_psnr": lp, "lanczos_ssim": lq}
+        return self._scores[kind]
 
 
 def metric_kind(dtypes) -> str:
@@ -111,16 +120,13 @@ def _degrade_stored(hr: np.ndarray, f: ImageFile, deg: Degradation, normalizatio
     return lr[..., 0] if hr.ndim == 2 else lr
 
 
+def _mean(rows: list) -> dict:
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("name", "size")}
+
+
 def baseline(samples, scale: int, kind: str) -> dict:
     """Mean PSNR/SSIM of bicubic and Lanczos on the samples."""
-    b = [score(s.hr, s.bicubic, scale, kind) for s in samples]
-    la = [score(s.hr, s.lanczos, scale, kind) for s in samples]
-    return {
-        "bicubic_psnr": float(np.mean([v[0] for v in b])),
-        "bicubic_ssim": float(np.mean([v[1] for v in b])),
-        "lanczos_psnr": float(np.mean([v[0] for v in la])),
-        "lanczos_ssim": float(np.mean([v[1] for v in la])),
-    }
+    return _mean([s.reference_scores(scale, kind) for s in samples])
 
 
 def run_model(srm, samples, scale: int, kind: str, *, normalization=None, tile=None, cancel=None,
@@ -135,14 +141,9 @@ def run_model(srm, samples, scale: int, kind: str, *, normalization=None, tile=N
         sr = upscale(s.lr, srm, axes=axes, tile=tile, normalization=normalization, cancel=cancel)
         seconds = time.perf_counter() - t0
         p, q = score(s.hr, sr, scale, kind)
-        bp, bq = score(s.hr, s.bicubic, scale, kind)
-        lp, lq = score(s.hr, s.lanczos, scale, kind)
-        rows.append({
-            "name": s.name, "size": f"{s.hr.shape[1]}x{s.hr.shape[0]}", "psnr": p, "ssim": q,
-            "bicubic_psnr": bp, "bicubic_ssim": bq, "lanczos_psnr": lp, "lanczos_ssim": lq, "seconds": seconds,
-        })
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("name", "size")}
-    return (mean, rows) if per_image else mean
+        rows.append({"name": s.name, "size": f"{s.hr.shape[1]}x{s.hr.shape[0]}", "psnr": p, "ssim": q,
+                     **s.reference_scores(scale, kind), "seconds": seconds})
+    return (_mean(rows), rows) if per_image else _mean(rows)
 
 
 def evaluate(model, hr_dir, scale: Optional[int] = None, *, degradation: str = "bicubic", tile=None,
@@ -179,7 +180,7 @@ def evaluate(model, hr_dir, scale: Optional[int] = None, *, degradation: str = "
         rows += r
         if progress:
             progress(i + 1, len(samples))
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("name", "size")}
+    mean = _mean(rows)
     return {
         "model": srm.name,
         "path": str(srm.path) if srm.path else None,
