@@ -1,0 +1,238 @@
+"""Train the shipped models (``src/napari_superres/models/weights/``) from the photo corpus.
+
+    python3 ../shared/data/make_corpus.py                 # 26 real 2K photographs, ~/.cache/napari-superres-corpus
+    .venv/bin/python scripts/train_zoo.py [--only edsr-x2,espcn-x2] [--time-scale 1.0]
+
+Every model: RGB, bicubic degradation (MATLAB ``imresize`` convention, applied to whole images before cropping),
+L1 loss, Adam (2e-4, then 5e-5 for the last quarter of the budget), random 48x48 LR patches with flips and
+rotations, batch 16, mixed bfloat16 compute with float32 weights (saved as a float32 model). x3 and x4 quality
+models start from the x2 model's body, as EDSR does. Budgets are wall-clock minutes on the machine that runs
+the script; the steps actually taken are written into each model's description and card.
+
+The photos named in ``VALIDATION`` never enter training; the model's PSNR/SSIM on them, next to bicubic and
+Lanczos, go into the model's description and its card (``<name>.md``). Checkpoints go to ``runs/zoo/`` so an
+interrupted run resumes where it stopped.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = REPO / "src" / "napari_superres" / "models" / "weights"
+RUNS = REPO / "runs" / "zoo"
+DEFAULT_CORPUS = Path.home() / ".cache" / "napari-superres-corpus"
+
+# Held out from training: one photo of each kind (landscape, macro, night, texture).
+VALIDATION = (
+    "BytheWater_contents_images_2560x1600.png",
+    "backgrounds_mate_nature_LadyBird.png",
+    "DarkestHour_contents_images_2560x1600.png",
+    "backgrounds_mate_nature_Wood.png",
+)
+
+# name, architecture, scale, builder options, minutes, warm start from
+# The quality models are EDSR with 8 residual blocks of 64 features (half of EDSR-baseline's depth): on a CPU
+# budget, more steps of a smaller EDSR beat fewer steps of the full one.
+EDSR_CPU = {"n_blocks": 8, "n_feats": 64}
+ZOO = [
+    ("espcn-x2", "espcn", 2, {}, 6, None),
+    ("edsr-x2", "edsr", 2, EDSR_CPU, 50, None),
+    ("espcn-x4", "espcn", 4, {}, 6, None),
+    ("edsr-x4", "edsr", 4, EDSR_CPU, 20, "edsr-x2"),
+    ("espcn-x3", "espcn", 3, {}, 6, None),
+    ("edsr-x3", "edsr", 3, EDSR_CPU, 15, "edsr-x2"),
+]
+LR_PATCH, BATCH = 48, 16
+
+
+def load_corpus(corpus: Path):
+    files = sorted(corpus.glob("*.png"))
+    if not files:
+        sys.exit(f"no photos in {corpus}: run python3 ../shared/data/make_corpus.py first")
+    train = [np.asarray(Image.open(f).convert("RGB")) for f in files if f.name not in VALIDATION]
+    val = [(name, np.asarray(Image.open(corpus / name).convert("RGB"))) for name in VALIDATION]
+    return train, val
+
+
+class PatchPairs:
+    """Aligned random LR/HR patch pairs from whole images downscaled once (so patch borders see the same
+    antialiasing as a full image would)."""
+
+    def __init__(self, images, scale, seed):
+        from napari_superres.training.metrics import bicubic_downscale, modcrop
+
+        self.scale = scale
+        self.hr = [modcrop(im, scale) for im in images]
+        self.lr = [bicubic_downscale(im, scale) for im in self.hr]
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, n=BATCH, p=LR_PATCH):
+        s, xs, ys = self.scale, [], []
+        for _ in range(n):
+            i = self.rng.integers(len(self.lr))
+            lr, hr = self.lr[i], self.hr[i]
+            y0, x0 = self.rng.integers(lr.shape[0] - p), self.rng.integers(lr.shape[1] - p)
+            a, b = lr[y0 : y0 + p, x0 : x0 + p], hr[y0 * s : (y0 + p) * s, x0 * s : (x0 + p) * s]
+            k = self.rng.integers(8)  # one of the 8 flips/rotations
+            a, b = np.rot90(a, k % 4), np.rot90(b, k % 4)
+            if k >= 4:
+                a, b = a[:, ::-1], b[:, ::-1]
+            xs.append(a)
+            ys.append(b)
+        return np.stack(xs).astype(np.float32) / 255.0, np.stack(ys).astype(np.float32) / 255.0
+
+
+def build(arch, scale, options, policy):
+    import keras
+
+    from napari_superres.models.registry import build_model
+
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        return build_model(arch, scale, 3, **options)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def start_at_bicubic(model):
+    """Zero the last convolution before the bicubic skip, so an untrained model outputs exactly bicubic and
+    training only adds detail (random residuals would start far below bicubic)."""
+    last = [l for l in model.layers if l.name in ("tail", "subpixel_conv", "recon", "deconv")]
+    for layer in last:
+        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+
+
+def warm_start(model, source):
+    """Copy every layer of ``source`` whose name and weight shapes match (EDSR's x2 -> x3/x4 trick: the body is
+    shared, the upsampler is new)."""
+    copied = 0
+    for layer in model.layers:
+        try:
+            other = source.get_layer(layer.name)
+        except ValueError:
+            continue
+        w, v = layer.get_weights(), other.get_weights()
+        if w and len(w) == len(v) and all(a.shape == b.shape for a, b in zip(w, v)):
+            layer.set_weights(v)
+            copied += 1
+    return copied
+
+
+def validate(model, scale, val):
+    """Mean PSNR-Y/SSIM-Y (border = scale) of the model, bicubic and Lanczos on the validation crops."""
+    from napari_superres.engine.api import upscale
+    from napari_superres.models.loading import load_model
+    from napari_superres.training.metrics import (bicubic_downscale, bicubic_upscale, lanczos_upscale, modcrop,
+                                                  psnr, ssim)
+
+    sr = load_model(model)
+    rows = {"model": [], "bicubic": [], "lanczos": []}
+    for _, hr in val:
+        hr = modcrop(hr, scale)
+        lr = bicubic_downscale(hr, scale)
+        for key, out in (("model", upscale(lr, sr)), ("bicubic", bicubic_upscale(lr, scale)),
+                         ("lanczos", lanczos_upscale(lr, scale))):
+            rows[key].append((psnr(hr, out, scale=scale), ssim(hr, out, scale=scale)))
+    return {k: [round(float(np.mean([r[i] for r in v])), 4) for i in (0, 1)] for k, v in rows.items()}
+
+
+def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0):
+    import keras
+
+    from napari_superres.models.loading import load_model, save_model
+
+    RUNS.mkdir(parents=True, exist_ok=True)
+    ckpt, state_file = RUNS / f"{name}.weights.h5", RUNS / f"{name}.json"
+    model = build(arch, scale, options, "mixed_bfloat16")
+    state = {"steps": 0, "seconds": 0.0}
+    if ckpt.exists() and state_file.exists():
+        model.load_weights(ckpt)
+        state = json.loads(state_file.read_text())
+        print(f"{name}: resuming at step {state['steps']} ({state['seconds'] / 60:.1f} min done)", flush=True)
+    else:
+        start_at_bicubic(model)
+    if init and not state["steps"]:
+        copied = warm_start(model, load_model(WEIGHTS / f"{init}.keras").keras_model)
+        print(f"{name}: {copied} layers warm-started from {init}", flush=True)
+
+    budget = minutes * 60.0
+    opt = keras.optimizers.Adam(2e-4)
+    model.compile(optimizer=opt, loss="mae", jit_compile=False)
+    data = PatchPairs(train_imgs, scale, seed + state["steps"])
+    last_save, losses = time.perf_counter(), []
+    while state["seconds"] < budget:
+        if state["seconds"] > 0.75 * budget:
+            opt.learning_rate.assign(5e-5)
+        t0 = time.perf_counter()
+        losses.append(float(model.train_on_batch(*data.batch())))
+        state["seconds"] += time.perf_counter() - t0
+        state["steps"] += 1
+        if state["steps"] % 50 == 0:
+            print(f"{name}: step {state['steps']} loss {np.mean(losses[-50:]):.4f} "
+                  f"{state['seconds'] / 60:.1f}/{minutes} min", flush=True)
+        if time.perf_counter() - last_save > 120:
+            model.save_weights(ckpt)
+            state_file.write_text(json.dumps(state))
+            last_save = time.perf_counter()
+    model.save_weights(ckpt)
+    state_file.write_text(json.dumps(state))
+
+    final = build(arch, scale, options, "float32")  # float32 for inference everywhere
+    final.set_weights(model.get_weights())
+    scores = validate(final, scale, val)
+    (m_psnr, m_ssim), (b_psnr, b_ssim), (l_psnr, l_ssim) = scores["model"], scores["bicubic"], scores["lanczos"]
+    from napari_superres.models.registry import geometry
+
+    multiple, overlap = geometry(arch, **options)
+    description = {
+        "name": name,
+        "architecture": arch,
+        "options": options,
+        "multiple": multiple,
+        "overlap": overlap,
+        "scale": scale,
+        "channels": 3,
+        "normalization": {"mode": "range"},
+        "training": {
+            "data": f"{len(train_imgs)} real 2K photographs (../shared/data/make_corpus.py), bicubic x{scale} degradation",
+            "steps": state["steps"], "batch": BATCH, "lr_patch": LR_PATCH, "loss": "L1",
+            "minutes": round(state["seconds"] / 60, 1), "precision": "mixed_bfloat16",
+            "warm_start": init, "machine": "2-core CPU",
+        },
+        "validation": {
+            "images": f"{len(val)} held-out photos, whole images",
+            "metric": "PSNR/SSIM on Y (BT.601), border = scale",
+            "psnr": m_psnr, "ssim": m_ssim, "bicubic_psnr": b_psnr, "bicubic_ssim": b_ssim,
+            "lanczos_psnr": l_psnr, "lanczos_ssim": l_ssim,
+        },
+    }
+    path = save_model(final, WEIGHTS / f"{name}.keras", description)
+    print(f"{name}: saved {path.name} ({path.stat().st_size / 1e6:.1f} MB); PSNR {m_psnr:.2f} dB vs bicubic "
+          f"{b_psnr:.2f}, Lanczos {l_psnr:.2f}; SSIM {m_ssim:.4f} vs {b_ssim:.4f}, {l_ssim:.4f}", flush=True)
+    load_model(path)  # loads with safe_mode=True
+    return description
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    p.add_argument("--only", help="comma-separated model names (default: all)")
+    p.add_argument("--time-scale", type=float, default=1.0, help="multiply every budget by this")
+    args = p.parse_args(argv)
+    train_imgs, val = load_corpus(args.corpus)
+    wanted = set(args.only.split(",")) if args.only else None
+    for name, arch, scale, options, minutes, init in ZOO:
+        if wanted is None or name in wanted:
+            train_one(name, arch, scale, options, minutes * args.time_scale, init, train_imgs, val)
+
+
+if __name__ == "__main__":
+    main()
