@@ -282,14 +282,17 @@ class WorkerClient:
             for b in blocks:
                 b.release(unlink=True)
 
-    def train(self, config: dict, *, on_event=None, cancel=None, device="auto", cancel_grace=5.0) -> str:
-        """Run ``training.train(config)`` in the worker; ``on_event(dict)`` gets each progress/epoch event.
+    def train(self, config, *, on_event=None, cancel=None, device="auto", cancel_grace=5.0) -> str:
+        """Run ``training.train(config)`` in the worker (a dict or a ``TrainConfig``); ``on_event(dict)`` gets
+        each progress/epoch event.
 
         Returns the saved model's path. Cancel stops between training steps (the training decides whether a
         stopped run still saves its model).
         """
+        if isinstance(config, dict):
+            config = dict(config)
         return self._call(
-            "train", {"config": dict(config)}, device=device, on_event=on_event, cancel=cancel,
+            "train", {"config": config}, device=device, on_event=on_event, cancel=cancel,
             cancel_grace=cancel_grace,
         )
 

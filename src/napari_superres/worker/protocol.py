@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import secrets
 import tempfile
 from multiprocessing import shared_memory
 
@@ -58,14 +59,14 @@ class Block:
         size = _nbytes(desc)
         if desc["kind"] == "shm":
             if create:
-                self._shm = shared_memory.SharedMemory(create=True, size=size)
+                self._shm = shared_memory.SharedMemory(name=_new_name(), create=True, size=size)
                 self.desc = desc = {**desc, "name": self._shm.name}
             else:
                 self._shm = shared_memory.SharedMemory(name=desc["name"], create=False)
             self.buf = self._shm.buf
         else:
             if create:
-                fd, name = tempfile.mkstemp(prefix="napari-superres-", suffix=".buf")
+                fd, name = tempfile.mkstemp(prefix=_new_name() + "-", suffix=".buf")
                 self.desc = desc = {**desc, "name": name}
                 os.ftruncate(fd, size)
             else:
@@ -108,6 +109,15 @@ class Block:
                     os.unlink(self.desc["name"])
             except FileNotFoundError:
                 pass
+
+
+def block_prefix(pid: int | None = None) -> str:
+    """Names of the blocks a process creates start with this (so a test can find any left behind)."""
+    return f"nsr_{os.getpid() if pid is None else pid}_"
+
+
+def _new_name() -> str:
+    return block_prefix() + secrets.token_hex(6)
 
 
 def _nbytes(desc: dict) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -32,6 +33,14 @@ def main(conn, env: dict, parent_pid: int) -> None:
     server = Server(conn)
     server.warm_up()
     server.serve()
+    # Nothing is left to save (results went to the client, files are written atomically): skip the slow
+    # interpreter teardown of TensorFlow so that shutdown and the client's death end this process at once.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(0)
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -138,7 +147,7 @@ class Server:
     # ------------------------------------------------------------------------------------------ operations
 
     def op_ping(self):
-        return {"pid": os.getpid()}
+        return {"pid": os.getpid(), "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
     def op_upscale(self, input, model, options):
         from ..engine.api import upscale
