@@ -336,6 +336,67 @@ def test_upscale_layer_refusals(client, assets):
     assert "400000x400000" in str(info.value) and "available" in str(info.value)
 
 
+# ---------------------------------------------------------------------------------------------- training
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """Six 96 x 96 crops of scikit-image's camera photograph: a tiny high-resolution-only training folder."""
+    from PIL import Image
+    from skimage import data as skdata
+
+    folder = tmp_path_factory.mktemp("photos")
+    camera = skdata.camera()
+    for i in range(6):
+        y, x = 60 + 70 * (i // 3), 60 + 130 * (i % 3)
+        Image.fromarray(camera[y : y + 96, x : x + 96]).save(folder / f"crop{i}.png")
+    return folder
+
+
+def _train_config(folder, out, **kw):
+    return {"data_dir": str(folder), "out": str(out), "arch": "espcn", "scale": 2, "epochs": 2,
+            "steps_per_epoch": 3, "patch": 32, "batch": 4, "hr_only": True, "val_fraction": 0.34, **kw}
+
+
+def test_training_in_the_worker_reports_epochs_and_saves_a_usable_model(client, photo_folder, tmp_path):
+    events = []
+    path = client.train(_train_config(photo_folder, tmp_path / "tiny.keras"), on_event=events.append)
+    assert path == str(tmp_path / "tiny.keras")
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    steps = [(e["done"], e["total"]) for e in events if e["event"] == "progress"]
+    assert steps == [(i, 6) for i in range(1, 7)]
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert all(np.isfinite(e["loss"]) and e["val_psnr"] > 0 and e["bicubic_psnr"] > 0 for e in epochs)
+    assert events[-1]["status"] == "finished"
+    info = client.model_info(path)  # described by the training: no probing
+    assert (info["name"], info["scale"], info["channels"]) == ("tiny", 2, 1)
+    out = client.upscale(np.full((20, 30), 100, np.uint8), path)
+    assert out.shape == (40, 60) and out.dtype == np.uint8
+
+
+def test_training_cancel_stops_quickly_and_keeps_a_model(client, photo_folder, tmp_path):
+    cancel = threading.Event()
+    events = []
+
+    def on_event(e):
+        events.append(e)
+        if e["event"] == "progress":
+            cancel.set()
+
+    t0 = time.monotonic()
+    path = client.train(_train_config(photo_folder, tmp_path / "stopped.keras", epochs=50), on_event=on_event,
+                        cancel=cancel)
+    assert time.monotonic() - t0 < 60  # 50 epochs were asked for
+    assert events[-1]["event"] == "end" and events[-1]["status"] == "cancelled"
+    assert client.model_info(path)["scale"] == 2
+    with pytest.raises(InputError, match="training"):
+        client.train({"data_dir": str(photo_folder), "out": str(tmp_path / "x.keras"), "colour": "blue"})
+    with pytest.raises(InputError):
+        client.train(_train_config(tmp_path / "no-such-folder", tmp_path / "y.keras"))
+
+
 # ---------------------------------------------------------------------------------------------- life cycle
 # (these restart the worker, so they come last)
 

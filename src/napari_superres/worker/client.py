@@ -201,9 +201,11 @@ class WorkerClient:
                     if cancel_sent is None and need_block is not None:
                         desc = need_block(*payload)
                     conn.send(("block", desc))
-                elif cancel_sent is None:  # progress after a cancel would only confuse a progress bar
+                elif callback_error is None:
                     try:
-                        if kind == "progress" and progress is not None:
+                        # progress after a cancel would only confuse a progress bar; events (a training's
+                        # final record, the model it kept) still matter
+                        if kind == "progress" and progress is not None and cancel_sent is None:
                             progress(*payload)
                         elif kind == "event" and on_event is not None:
                             on_event(payload)

@@ -158,6 +158,8 @@ class Server:
             data = block.array()
             data.flags.writeable = False  # the engine never changes its input
             m = self.model(model)
+            if self.poll_cancel():  # pressed while the model was loading
+                raise Cancelled("upscaling cancelled")
             out = np.asarray(
                 upscale(data, m, progress=self.progress, cancel=self.poll_cancel, **options)
             )
@@ -189,19 +191,23 @@ class Server:
         }
 
     def op_train(self, config):
-        from ..training import train
+        from ..training import TrainConfig, train
 
-        def progress(*args, **kwargs):
-            if len(args) == 1 and isinstance(args[0], dict):
-                event = args[0]
-            elif len(args) == 2:
-                event = {"event": "progress", "done": int(args[0]), "total": int(args[1])}
-            else:
-                event = dict(kwargs)
-            self.conn.send(("event", _plain(event)))
+        if isinstance(config, dict):
+            try:
+                config = TrainConfig(**config)
+            except TypeError as exc:
+                raise InputError(f"bad training settings: {exc}") from None
+
+        def progress(done, total):
+            self.conn.send(("event", {"event": "progress", "done": int(done), "total": int(total)}))
             self.poll_cancel()
 
-        return str(train(config, progress=progress, cancel=self.poll_cancel))
+        def on_event(record):
+            self.conn.send(("event", _plain(record)))
+
+        path = train(config, progress=progress, cancel=self.poll_cancel, on_event=on_event)
+        return str(path)
 
     def op_devices(self):
         return _devices()
