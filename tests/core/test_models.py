@@ -88,9 +88,18 @@ def test_bad_architecture_scale_or_channels_is_a_clear_error():
         build_model("edsr", 2, 3, n_layers=3)
 
 
+def _randomize(model, seed=0):
+    """Random weights everywhere (the residual output layers start at zero, which would hide the network)."""
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        v.assign(rng.normal(0, 0.2, v.shape).astype("float32"))
+    return model
+
+
 def _influence_radius(model, scale, size):
     """How far (in LR pixels, between an HR pixel's source pixel and the changed one) a change of one LR
     pixel reaches in the output: the receptive-field radius, measured."""
+    _randomize(model)
     x = _lr((1, size, size, 1), seed=3)
     c = size // 2
     x2 = x.copy()
@@ -105,17 +114,17 @@ def _influence_radius(model, scale, size):
 @pytest.mark.parametrize(
     "arch, kw",
     [
-        ("upsample_cnn", {}),
-        ("unet_sr", {}),
-        ("espcn", {}),
-        ("fsrcnn", {}),
+        ("upsample_cnn", {"n_feats": 8}),
+        ("unet_sr", {"base": 8}),
+        ("espcn", {"n_feats": 8}),
+        ("fsrcnn", {"d": 16, "s": 8}),
         ("edsr", {"n_blocks": 3, "n_feats": 8}),
     ],
 )
 def test_tile_overlap_covers_the_measured_receptive_field(arch, kw):
+    """Widths do not change the receptive field, so narrow models stand in for the defaults here."""
+    assert geometry(arch) == (ARCHITECTURES[arch].multiple, ARCHITECTURES[arch].overlap)
     multiple, overlap = geometry(arch, **kw)
-    if not kw:
-        assert (multiple, overlap) == (ARCHITECTURES[arch].multiple, ARCHITECTURES[arch].overlap)
     radii = [_influence_radius(build_model(arch, s, 1, **kw), s, 2 * overlap + 8) for s in (2, 3, 4)]
     assert max(radii) <= overlap
     if arch != "unet_sr":  # unet_sr's overlap is rounded up to its multiple
@@ -146,7 +155,8 @@ def test_pixel_shuffle_matches_depth_to_space_and_bicubic_matches_pillow():
 def test_save_load_round_trip_in_safe_mode_gives_identical_outputs(arch, tmp_path):
     model = build_model(arch, 3, 3, **SMALL[arch])
     multiple, overlap = geometry(arch, **SMALL[arch])
-    path = save_model(model, tmp_path / f"{arch}.keras", {"architecture": arch, "overlap": overlap})
+    desc = {"architecture": arch, "scale": 3, "multiple": multiple, "overlap": overlap}
+    path = save_model(model, tmp_path / f"{arch}.keras", desc)
     assert sorted(os.listdir(tmp_path)) == [f"{arch}.keras"]  # no temporary file left behind
 
     loaded = load_model(path)  # safe_mode=True
@@ -184,7 +194,7 @@ def test_keras_still_loads_a_file_whose_description_was_rewritten(tmp_path):
     from napari_superres.models.description import write_description
 
     model = build_model("fsrcnn", 2, 1, **SMALL["fsrcnn"])
-    path = save_model(model, tmp_path / "m.keras", {"architecture": "fsrcnn"})
+    path = save_model(model, tmp_path / "m.keras", {"architecture": "fsrcnn", "scale": 2, "multiple": 1})
     write_description(path, {**read_description(path), "name": "renamed"})
     write_description(path, {**read_description(path), "training": {"epochs": 3}})
     with zipfile.ZipFile(path) as z:
@@ -316,7 +326,8 @@ def test_shipped_models_carry_a_description():
 
 
 def test_espcn_learns_on_a_real_photo():
-    """A few optimizer steps lower the L1 error of ESPCN on patches of a real photograph."""
+    """An untrained model is exactly bicubic; a few dozen optimizer steps on patches of a real photograph
+    take its L1 error below bicubic's: it learns detail that interpolation cannot give."""
     from PIL import Image
     from skimage import data
 
@@ -328,8 +339,10 @@ def test_espcn_learns_on_a_real_photo():
     hr_p, lr_p = hr_p.astype(np.float32) / 255, lr_p.astype(np.float32) / 255
 
     model = build_model("espcn", 2, 3)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mean_absolute_error")
-    before = model.evaluate(lr_p, hr_p, verbose=0)
+    bicubic = np.asarray(BicubicUpsample(2)(lr_p))
+    np.testing.assert_allclose(np.asarray(model(lr_p)), bicubic, atol=1e-6)
+    model.compile(optimizer=keras.optimizers.Adam(5e-4), loss="mean_absolute_error")
+    before = model.evaluate(lr_p, hr_p, batch_size=49, verbose=0)
     model.fit(lr_p, hr_p, batch_size=7, epochs=6, verbose=0, shuffle=True)
-    after = model.evaluate(lr_p, hr_p, verbose=0)
-    assert after < 0.85 * before, (before, after)
+    after = model.evaluate(lr_p, hr_p, batch_size=49, verbose=0)
+    assert after < 0.997 * before, (before, after)

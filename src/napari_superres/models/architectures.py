@@ -12,8 +12,14 @@ from keras import layers
 from .layers import BicubicUpsample, ChannelAttention, PixelShuffle
 
 
-def _conv(filters, size=3, activation=None, name=None):
-    return layers.Conv2D(filters, size, padding="same", activation=activation, name=name)
+def _conv(filters, size=3, activation=None, name=None, **kw):
+    return layers.Conv2D(filters, size, padding="same", activation=activation, name=name, **kw)
+
+
+def _last(filters, size=3, name=None):
+    """The convolution that outputs the residual: zero at first, so an untrained model is exactly bicubic
+    (or its pre-upsampled input) and training starts from there."""
+    return _conv(filters, size, name=name, kernel_initializer="zeros")
 
 
 def _inputs(channels):
@@ -21,7 +27,10 @@ def _inputs(channels):
 
 
 def _with_bicubic_skip(inp, residual, scale, name):
-    out = layers.Add(name="hr")([BicubicUpsample(scale, name="bicubic")(inp), residual])
+    # float32 even under a mixed-precision policy: bfloat16 cannot hold 8-bit grey levels exactly, and the
+    # skip carries the whole image (only the residual is computed in low precision).
+    bicubic = BicubicUpsample(scale, name="bicubic", dtype="float32")(inp)
+    out = layers.Add(name="hr", dtype="float32")([bicubic, residual])
     return keras.Model(inp, out, name=name)
 
 
@@ -46,7 +55,7 @@ def upsample_cnn(scale, channels, n_feats=64):
     for i, f in enumerate(_factors(scale)):
         x = layers.UpSampling2D(f, name=f"up{i}")(x)
         x = _conv(n_feats, 3, "relu", name=f"up{i}_conv")(x)
-    x = _conv(channels, 3, name="recon")(x)
+    x = _last(channels, 3, name="recon")(x)
     return _with_bicubic_skip(inp, x, scale, f"upsample_cnn_x{scale}")
 
 
@@ -71,7 +80,7 @@ def unet_sr(scale, channels, base=32, depth=2):
         x = layers.UpSampling2D(2, name=f"unpool{level}")(x)
         x = layers.Concatenate(name=f"skip{level}")([x, skips[level]])
         x = block(x, base * 2**level, f"up{level}")
-    x = _conv(channels, 1, name="residual")(x)
+    x = _last(channels, 1, name="residual")(x)
     return keras.Model(inp, layers.Add(name="hr")([up, x]), name=f"unet_sr_x{scale}")
 
 
@@ -80,7 +89,7 @@ def espcn(scale, channels, n_feats=64):
     inp = _inputs(channels)
     x = _conv(n_feats, 5, "tanh", name="feat0")(inp)
     x = _conv(n_feats // 2, 3, "tanh", name="feat1")(x)
-    x = _conv(channels * scale * scale, 3, name="subpixel_conv")(x)
+    x = _last(channels * scale * scale, 3, name="subpixel_conv")(x)
     x = PixelShuffle(scale, name="shuffle")(x)
     return _with_bicubic_skip(inp, x, scale, f"espcn_x{scale}")
 
@@ -99,7 +108,7 @@ def fsrcnn(scale, channels, d=56, s=12, m=4):
     for i in range(m):
         x = conv_prelu(x, s, 3, f"map{i}")
     x = conv_prelu(x, d, 1, "expand")
-    x = layers.Conv2DTranspose(channels, 9, strides=scale, padding="same", name="deconv")(x)
+    x = layers.Conv2DTranspose(channels, 9, strides=scale, padding="same", kernel_initializer="zeros", name="deconv")(x)
     return _with_bicubic_skip(inp, x, scale, f"fsrcnn_x{scale}")
 
 
@@ -119,7 +128,7 @@ def edsr(scale, channels, n_blocks=16, n_feats=64, res_scale=1.0):
     x = _conv(n_feats, name="body_end")(x)
     x = layers.Add(name="long_skip")([head, x])
     x = _subpixel_upsampler(x, scale, n_feats)
-    x = _conv(channels, name="tail")(x)
+    x = _last(channels, name="tail")(x)
     return _with_bicubic_skip(inp, x, scale, f"edsr_x{scale}")
 
 
@@ -146,5 +155,5 @@ def rcan(scale, channels, n_groups=4, n_blocks=4, n_feats=48, reduction=8):
     x = _conv(n_feats, name="body_end")(x)
     x = layers.Add(name="long_skip")([head, x])
     x = _subpixel_upsampler(x, scale, n_feats)
-    x = _conv(channels, name="tail")(x)
+    x = _last(channels, name="tail")(x)
     return _with_bicubic_skip(inp, x, scale, f"rcan_x{scale}")
