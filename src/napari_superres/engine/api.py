@@ -87,6 +87,35 @@ def _window_pixels(h: int, w: int, tile: int, overlap: int, multiple: int, fixed
     return wh * ww
 
 
+def tiling_settings(h: int, w: int, srm, tile=None, overlap=None, batch_size=None):
+    """``(core tile, overlap, multiple, fixed window or None, batch size)`` for slices of h x w pixels: what
+    ``predict_tiled`` gets. Shared with the lazy path, which must cut the same windows."""
+    fixed = tuple(srm.fixed_size) if getattr(srm, "fixed_size", None) else None
+    multiple = max(1, int(getattr(srm, "multiple", 1) or 1))
+    ov = int(srm.overlap if overlap is None else overlap)
+    if fixed is not None:
+        core = max(fixed) - 2 * ov  # only used as an upper bound; the window is the fixed size
+    else:
+        core = default_tile(h, w) if tile is None else int(tile)
+        if core <= 0:  # 0: no tiling, one window covers the image
+            core = max(h, w)
+    if batch_size is None:
+        batch_size = max(1, min(MAX_BATCH, BATCH_PIXELS // _window_pixels(h, w, core, ov, multiple, fixed)))
+    return core, ov, multiple, fixed, int(batch_size)
+
+
+def model_predict(srm, plan, tta: bool = False) -> Callable:
+    """The batch function tiles go through: the model's predict, replicated for gray data on a 3-channel
+    model, wrapped in the self-ensemble when ``tta``."""
+    fixed = tuple(srm.fixed_size) if getattr(srm, "fixed_size", None) else None
+    predict = srm.predict
+    if plan.replicate:
+        predict = _replicated(predict)
+    if tta:
+        predict = tta_predict(predict, rotations=fixed is None or fixed[0] == fixed[1])
+    return predict
+
+
 def upscale(
     data,
     model,
@@ -158,25 +187,8 @@ def upscale_numpy(
     norm = fit_normalizer(x, srm.normalization if normalization is None else normalization, channel_axis=-1)
     fed, alpha = fold_channels(norm.forward(x), plan)
 
-    h, w = layout.height, layout.width
-    fixed = tuple(srm.fixed_size) if getattr(srm, "fixed_size", None) else None
-    multiple = max(1, int(getattr(srm, "multiple", 1) or 1))
-    ov = int(srm.overlap if overlap is None else overlap)
-    if fixed is not None:
-        core = max(fixed) - 2 * ov  # only used as an upper bound; the window is the fixed size
-    else:
-        core = default_tile(h, w) if tile is None else int(tile)
-        if core <= 0:  # 0: no tiling, one window covers the image
-            core = max(h, w)
-    if batch_size is None:
-        batch_size = max(1, min(MAX_BATCH, BATCH_PIXELS // _window_pixels(h, w, core, ov, multiple, fixed)))
-
-    predict = srm.predict
-    if plan.replicate:
-        predict = _replicated(predict)
-    if tta:
-        predict = tta_predict(predict, rotations=fixed is None or fixed[0] == fixed[1])
-
+    core, ov, multiple, fixed, batch_size = tiling_settings(layout.height, layout.width, srm, tile, overlap, batch_size)
+    predict = model_predict(srm, plan, tta)
     y = predict_tiled(
         predict, fed, scale=scale, tile=core, overlap=ov, multiple=multiple, batch_size=batch_size,
         window=fixed, progress=progress, cancel=cancel,

@@ -1,0 +1,387 @@
+"""Dask in, Dask out: ``upscale`` on a lazy array, block by block, equal to the in-memory result bit for bit.
+
+How the blocks stay identical to the in-memory path:
+
+- Same windows. The in-memory path cuts each slice into windows planned over the whole image
+  (``tiling.plan_axis``); here the same global plan is made, the Y and X chunks are aligned to the boundaries
+  of the windows' cores, and each block runs exactly the windows whose cores it holds. A block reads its
+  chunk plus ``depth`` pixels of its neighbours (``dask.array.map_overlap``, Y and X only), the context those
+  windows need. The model thus sees the same pixels in the same window shapes as in memory.
+- Same numbers. Percentile normalisation is fitted once on the whole array, before any block runs
+  (``quantiles.percentiles``: exact, equal to ``numpy.percentile``); every block applies that one fit.
+
+Chunking is adapted where it must be, with a :class:`RechunkWarning`: a channel axis split across chunks is
+joined (channels go through the model together or are normalised per channel), Y/X chunks smaller than a
+tile are merged, and RGBA data gets whole planes (its alpha is resized by bicubic interpolation of the plane).
+Axes other than Y, X and the channel keep their chunks: a block of 4 slices runs 4 slices.
+
+The model travels in the graph as a :class:`~napari_superres.engine.distributed.ModelHandle`, so the same
+array computes with threads, processes or on a ``dask.distributed`` cluster, loading the model once per
+worker process.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+
+from ..errors import Cancelled, InputError, ModelError
+from .api import _as_srmodel, _bicubic, model_predict, tiling_settings
+from .axes import ChannelPlan, fold_channels, from_batches, make_layout, plan_channels, to_batches, unfold_channels
+from .distributed import ModelHandle
+from .normalize import Normalizer, check_array, check_finite, fit_normalizer, parse_spec
+from .quantiles import percentiles
+from .tiling import _reflect_index, padded_length, plan_axis
+
+__all__ = ["upscale_dask", "BlockJob", "make_job", "fit_normalizer_lazy", "RechunkWarning"]
+
+
+class RechunkWarning(UserWarning):
+    """The input's chunks did not fit the model's tiling and were changed (the message says how)."""
+
+
+# ----------------------------------------------------------------------------------------------- the job
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """Everything one block needs, picklable: the global window plan, the fitted normalisation, the model."""
+
+    axes: str
+    shape: Tuple[int, ...]
+    dtype: str
+    scale: int
+    model: ModelHandle
+    norm: Optional[Normalizer]
+    plan: ChannelPlan
+    rows: Tuple[Tuple[int, int, int], ...]  # (start, core begin, core end) per window row, padded pixels
+    cols: Tuple[Tuple[int, int, int], ...]
+    window: Tuple[int, int]
+    padded: Tuple[int, int]
+    batch_size: int
+    tta: bool
+
+    @property
+    def y_axis(self) -> int:
+        return self.axes.index("Y")
+
+    @property
+    def x_axis(self) -> int:
+        return self.axes.index("X")
+
+    @property
+    def height(self) -> int:
+        return self.shape[self.y_axis]
+
+    @property
+    def width(self) -> int:
+        return self.shape[self.x_axis]
+
+    def out_shape(self, shape=None) -> Tuple[int, ...]:
+        shape = self.shape if shape is None else shape
+        return tuple(n * self.scale if a in "YX" else n for a, n in zip(self.axes, shape))
+
+    def _selected(self, windows, length, lo, hi):
+        return [w for w in windows if w[1] < min(hi, length) and min(w[2], length) > lo]
+
+    def source_span(self, y0: int, y1: int, x0: int, x1: int) -> Tuple[int, int, int, int]:
+        """Input rows [ya, yb) and columns [xa, xb) that the windows of core region [y0, y1) x [x0, x1) read."""
+        iy = _reflect_index(self.height, self.padded[0])
+        ix = _reflect_index(self.width, self.padded[1])
+        wh, ww = self.window
+        rs = [iy[r[0] : r[0] + wh] for r in self._selected(self.rows, self.height, y0, y1)]
+        cs = [ix[c[0] : c[0] + ww] for c in self._selected(self.cols, self.width, x0, x1)]
+        return (
+            int(min(r.min() for r in rs)),
+            int(max(r.max() for r in rs)) + 1,
+            int(min(c.min() for c in cs)),
+            int(max(c.max() for c in cs)) + 1,
+        )
+
+    def run(self, region: np.ndarray, origin: Tuple[int, int], core: Tuple[int, int, int, int]) -> np.ndarray:
+        """Upscale the core ``[y0, y1) x [x0, x1)`` (image pixels) of ``region``, an input block in the data's
+        axes whose Y/X start at ``origin`` and that holds ``source_span(core)``. Returns the output block."""
+        ya, xa = origin
+        y0, y1, x0, x1 = core
+        region = np.asarray(region)
+        layout = make_layout(region.shape, self.axes)
+        x = to_batches(region, layout)
+        if np.issubdtype(x.dtype, np.floating):
+            check_finite(x)
+        srm = self.model.get()
+        fed, alpha = fold_channels(self.norm.forward(x), self.plan)
+        y = self._predict(model_predict(srm, self.plan, self.tta), fed, ya, xa, core)
+        if not np.isfinite(y).all():
+            raise ModelError(
+                f"The model produced {int((~np.isfinite(y)).sum())} NaN/inf values; it cannot be used on this image."
+            )
+        alpha_up = None
+        if alpha is not None:
+            if region.shape[self.y_axis] != self.height or region.shape[self.x_axis] != self.width:
+                raise ValueError("RGBA blocks must hold whole planes")
+            alpha_up = _bicubic(alpha, self.scale)
+        y = unfold_channels(y, self.plan, x.shape[0], alpha_up)
+        return from_batches(self.norm.inverse(y, np.dtype(self.dtype)), layout, self.scale)
+
+    def _predict(self, predict, images, ya, xa, core) -> np.ndarray:
+        """The windows whose cores meet ``core``, batched; only their cores inside ``core`` are kept
+        (``tiling.predict_tiled`` for a part of the image, with the whole image's window plan)."""
+        y0, y1, x0, x1 = core
+        s, (wh, ww) = self.scale, self.window
+        H, W = self.height, self.width
+        iy = _reflect_index(H, self.padded[0]) - ya
+        ix = _reflect_index(W, self.padded[1]) - xa
+        rows = self._selected(self.rows, H, y0, y1)
+        cols = self._selected(self.cols, W, x0, x1)
+        jobs = [(n, r, c) for n in range(images.shape[0]) for r in rows for c in cols]
+        out = None
+        for b0 in range(0, len(jobs), self.batch_size):
+            part = jobs[b0 : b0 + self.batch_size]
+            batch = np.stack([_window(images[n], iy, ix, r[0], c[0], wh, ww) for n, r, c in part])
+            pred = np.asarray(predict(batch))
+            if out is None:
+                out = np.empty((images.shape[0], (y1 - y0) * s, (x1 - x0) * s, pred.shape[3]), np.float32)
+            for k, (n, (ry, cy0, cy1), (rx, cx0, cx1)) in enumerate(part):
+                cy0, cy1 = max(cy0, y0), min(cy1, y1, H)
+                cx0, cx1 = max(cx0, x0), min(cx1, x1, W)
+                out[n, (cy0 - y0) * s : (cy1 - y0) * s, (cx0 - x0) * s : (cx1 - x0) * s] = pred[
+                    k, (cy0 - ry) * s : (cy1 - ry) * s, (cx0 - rx) * s : (cx1 - rx) * s
+                ]
+        return out
+
+    def __dask_tokenize__(self):
+        return (
+            "BlockJob", self.axes, self.shape, self.dtype, self.scale, self.model.key, self.norm, self.plan,
+            self.rows, self.cols, self.window, self.padded, self.batch_size, self.tta,
+        )
+
+
+def _window(image, iy, ix, y0, x0, h, w):
+    """Rows iy[y0:y0+h] and columns ix[x0:x0+w] of ``image``: a slice where they are consecutive."""
+    rows, cols = iy[y0 : y0 + h], ix[x0 : x0 + w]
+    rs = slice(rows[0], rows[0] + h) if rows[-1] - rows[0] == h - 1 else rows
+    cs = slice(cols[0], cols[0] + w) if cols[-1] - cols[0] == w - 1 else cols
+    if isinstance(rs, slice):
+        return image[rs, cs]
+    return image[rs][:, cs]
+
+
+def make_job(
+    shape, dtype, model, *, axes=None, tile=None, overlap=None, tta=False, batch_size=None,
+    channel_mode="auto", norm: Optional[Normalizer] = None,
+) -> BlockJob:
+    """The block job for data of ``shape``/``dtype``: the same windows, batch size and channel plan as
+    ``upscale_numpy`` would use on the whole array."""
+    layout = make_layout(shape, axes)
+    handle = model if isinstance(model, ModelHandle) else ModelHandle(_as_srmodel(model))
+    plan = plan_channels(layout, handle.channels, channel_mode)
+    h, w = layout.height, layout.width
+    core, ov, multiple, fixed, batch = tiling_settings(h, w, handle, tile, overlap, batch_size)
+    hp = padded_length(h, multiple, fixed[0] if fixed else 1)
+    wp = padded_length(w, multiple, fixed[1] if fixed else 1)
+    wh, rows = plan_axis(hp, core, ov, multiple, fixed[0] if fixed else None)
+    ww, cols = plan_axis(wp, core, ov, multiple, fixed[1] if fixed else None)
+    return BlockJob(
+        layout.axes, tuple(int(n) for n in shape), np.dtype(dtype).str, int(handle.scale), handle, norm, plan,
+        tuple(rows), tuple(cols), (wh, ww), (hp, wp), batch, bool(tta),
+    )
+
+
+# ----------------------------------------------------------------------------------------------- chunks
+
+
+def core_bounds(windows, length: int, target: int, minimum: int = 1):
+    """Chunk boundaries along one axis that fall on window-core boundaries, each chunk about ``target``
+    pixels (at least one core, at least ``minimum``; a short last chunk joins the one before)."""
+    ends = [min(w[2], length) for w in windows if w[1] < length]
+    size = max(int(target), int(minimum), 1)
+    bounds = [0]
+    for e in ends:
+        if e - bounds[-1] >= size or e == length:
+            bounds.append(e)
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < max(minimum, 1):
+        del bounds[-2]
+    return bounds
+
+
+def _depth(job: BlockJob, bounds, axis: str) -> int:
+    """Pixels of neighbouring chunks the windows of each chunk read, at most (0 for a single chunk)."""
+    if len(bounds) == 2:
+        return 0
+    depth = 0
+    for b0, b1 in zip(bounds[:-1], bounds[1:]):
+        if axis == "Y":
+            lo, hi, _, _ = job.source_span(b0, b1, 0, job.width)
+        else:
+            _, _, lo, hi = job.source_span(0, job.height, b0, b1)
+        depth = max(depth, b0 - lo, hi - b1)
+    return depth
+
+
+def plan_chunks(job: BlockJob, chunks) -> Tuple[list, list, int, int]:
+    """Y and X chunk boundaries aligned to window cores, near the given ``chunks``' sizes, each at least as
+    large as the context (depth) a block reads from its neighbours. Returns (ybounds, xbounds, dy, dx)."""
+    ty = max(chunks[job.y_axis]) if chunks else job.height
+    tx = max(chunks[job.x_axis]) if chunks else job.width
+    result = []
+    for axis, windows, length, target in (("Y", job.rows, job.height, ty), ("X", job.cols, job.width, tx)):
+        minimum = 1
+        for _ in range(4):  # the depth depends on the grouping; a larger minimum never raises it
+            bounds = core_bounds(windows, length, target, minimum)
+            depth = _depth(job, bounds, axis)
+            if len(bounds) == 2 or min(np.diff(bounds)) >= depth:
+                break
+            minimum = depth
+        result.append((bounds, depth))
+    (yb, dy), (xb, dx) = result
+    return yb, xb, dy, dx
+
+
+def fit_chunks(data, job: BlockJob):
+    """``(data rechunked for job, ybounds, xbounds, (dy, dx))``: channel axis whole, Y/X chunks aligned to
+    window cores (whole planes for RGBA), ``dy``/``dx`` the context a block reads from its neighbours. Warns
+    (RechunkWarning) when the user's chunking is changed in substance."""
+    notes = []
+    new = {}
+    layout = make_layout(data.shape, job.axes)
+    if layout.channel_axis is not None and len(data.chunks[layout.channel_axis]) > 1:
+        new[layout.channel_axis] = -1
+        notes.append(f"the channel axis ({job.axes[layout.channel_axis]}) is split across chunks; joined")
+    if job.plan.alpha:
+        yb, xb, dy, dx = [0, job.height], [0, job.width], 0, 0
+        if len(data.chunks[job.y_axis]) > 1 or len(data.chunks[job.x_axis]) > 1:
+            notes.append("RGBA needs whole Y/X planes (alpha is resized by bicubic interpolation of the plane)")
+    else:
+        yb, xb, dy, dx = plan_chunks(job, data.chunks)
+        for a, windows, bounds in (("Y", job.rows, yb), ("X", job.cols, xb)):
+            core = max(min(w[2], job.shape[job.axes.index(a)]) - w[1] for w in windows)
+            if max(data.chunks[job.axes.index(a)]) < core:
+                notes.append(f"{a} chunks ({max(data.chunks[job.axes.index(a)])} px) are smaller than a tile ({core} px); merged")
+    new[job.y_axis] = tuple(np.diff(yb).tolist())
+    new[job.x_axis] = tuple(np.diff(xb).tolist())
+    if notes:
+        warnings.warn("Re-chunking the input: " + "; ".join(notes) + ".", RechunkWarning, stacklevel=3)
+    return data.rechunk(new), yb, xb, (dy, dx)
+
+
+# ----------------------------------------------------------------------------------------------- normalisation
+
+
+def fit_normalizer_lazy(data, job_or_axes, spec=None) -> Normalizer:
+    """``normalize.fit_normalizer`` for a dask array: percentiles over the whole array (exact, block by
+    block), per channel; the same numbers as the in-memory path."""
+    if isinstance(spec, Normalizer):
+        return spec
+    spec = parse_spec(spec)
+    if spec["mode"] == "range":
+        return fit_normalizer(data, spec)
+    axes = job_or_axes.axes if isinstance(job_or_axes, BlockJob) else job_or_axes
+    layout = make_layout(data.shape, axes)
+    lo, hi = percentiles(data, [spec["low"], spec["high"]], layout.channel_axis)
+    factor = np.where(hi > lo, hi - lo, 1.0)
+    return Normalizer("percentile", np.dtype(data.dtype), tuple(lo.tolist()), tuple(factor.tolist()))
+
+
+# ----------------------------------------------------------------------------------------------- dask
+
+
+class _Tracker:
+    """Progress and cancel across blocks in this process; dropped when a block is sent elsewhere."""
+
+    def __init__(self, total, progress, cancel):
+        self.total, self.progress, self.cancel = total, progress, cancel
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def before(self):
+        if self.cancel is not None and self.cancel():
+            raise Cancelled("Cancelled by the user.")
+
+    def after(self):
+        if self.progress is not None:
+            with self.lock:
+                self.done += 1
+                done = self.done
+            self.progress(done, self.total)
+
+    def __getstate__(self):
+        return {"total": self.total, "progress": None, "cancel": None, "done": 0}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
+
+
+def _run_block(region, job: BlockJob, ybounds, xbounds, halo, tracker=None, block_id=None):
+    """map_overlap's function: the block's place from its id, its halo from the depth (none at the edges)."""
+    if tracker is not None:
+        tracker.before()
+    i, j = block_id[job.y_axis], block_id[job.x_axis]
+    y0, y1, x0, x1 = ybounds[i], ybounds[i + 1], xbounds[j], xbounds[j + 1]
+    ya, xa = max(0, y0 - halo[0]), max(0, x0 - halo[1])
+    out = job.run(region, (ya, xa), (y0, y1, x0, x1))
+    if tracker is not None:
+        tracker.after()
+    return out
+
+
+def upscale_dask(
+    data,
+    model,
+    *,
+    axes: Optional[str] = None,
+    tile: Optional[int] = None,
+    overlap: Optional[int] = None,
+    tta: bool = False,
+    batch_size: Optional[int] = None,
+    normalization=None,
+    channel_mode: str = "auto",
+    progress: Optional[Callable[[int, int], None]] = None,
+    cancel: Optional[Callable[[], bool]] = None,
+):
+    """:func:`~napari_superres.engine.api.upscale` for a dask array: returns a dask array of the input's dtype,
+    Y and X times the model's scale, computed block by block when asked. Percentile statistics (if the
+    model normalises by percentiles) are computed now, in one pass over the data.
+
+    ``progress(done, total)`` counts blocks; ``progress`` and ``cancel`` work with the local schedulers
+    (threads, the default) and are left out when blocks run on other processes.
+    """
+    import dask.array as da
+
+    check_array(data)
+    job = make_job(
+        data.shape, data.dtype, model, axes=axes, tile=tile, overlap=overlap, tta=tta, batch_size=batch_size,
+        channel_mode=channel_mode,
+    )
+    data, yb, xb, halo = fit_chunks(data, job)
+    spec = job.model.normalization if normalization is None else normalization
+    job = _with_norm(job, fit_normalizer_lazy(data, job, spec))
+    out_chunks = tuple(
+        tuple(c * job.scale for c in ch) if a in "YX" else ch for a, ch in zip(job.axes, data.chunks)
+    )
+    tracker = _Tracker(int(np.prod(data.numblocks)), progress, cancel) if (progress or cancel) else None
+    return da.map_overlap(
+        _run_block,
+        data,
+        depth={job.y_axis: halo[0], job.x_axis: halo[1]},
+        boundary="none",
+        trim=False,
+        chunks=out_chunks,
+        dtype=np.dtype(job.dtype),
+        meta=np.empty((0,) * data.ndim, np.dtype(job.dtype)),
+        job=job,
+        ybounds=tuple(yb),
+        xbounds=tuple(xb),
+        halo=halo,
+        tracker=tracker,
+    )
+
+
+def _with_norm(job: BlockJob, norm: Normalizer) -> BlockJob:
+    from dataclasses import replace
+
+    return replace(job, norm=norm)
