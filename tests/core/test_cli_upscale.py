@@ -203,6 +203,17 @@ def test_folder_in_folder_out_keeps_names_formats_and_dtypes(capsys, tmp_path, a
     assert "3 written" in stdout
 
 
+def test_output_named_after_its_input_becomes_tif_when_the_format_cannot_hold_it(capsys, tmp_path, copy_gray):
+    src = tmp_path / "in"
+    src.mkdir()
+    strip = np.tile(np.arange(0, 250, 10, dtype=np.uint8), (8, 1700))[:, :40000]  # 8 x 40000: a long scan line
+    write_image(src / "scan.jpg", strip)
+    rc, _, err = run_cli(capsys, "upscale", src / "scan.jpg", "-m", copy_gray, "-o", tmp_path / "out", "-q")
+    assert rc == 0, err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["scan.tif"]  # JPEG stops at 65535 pixels a side
+    assert read_image(tmp_path / "out" / "scan.tif")[0].shape == (16, 80000)
+
+
 # ------------------------------------------------------------------------------------------- batches
 
 

@@ -258,6 +258,7 @@ def test_existing_zarr_is_replaced_whole_with_overwrite(tmp_path):
         ("rgb16.png", (20, 20, 3), np.uint16, "PNG holds only"),
         ("rgba.jpg", (20, 20, 4), np.uint8, "JPG holds only"),
         ("gray16.jpg", (20, 20), np.uint16, "JPG holds only"),
+        ("long.jpg", (8, 70000), np.uint8, "at most 65535 pixels"),
         ("out.bmp", (20, 20), np.uint8, "unsupported output format"),
         ("noext", (20, 20), np.uint8, "unsupported output format"),
         ("empty.tif", (0, 20), np.uint8, "empty"),

@@ -275,9 +275,9 @@ def output_meta(meta, axes, axes_known, scale):
     return out
 
 
-def upscale_one(src, dst, model, args, *, batch, data=None):
-    """Upscale one file to ``dst`` (in a batch the suffix falls back to .tif if the format cannot hold the
-    result). Returns the path written."""
+def upscale_one(src, dst, model, args, *, named_after_input, data=None):
+    """Upscale one file to ``dst``. When ``dst`` is named after the input (OUT is a folder) and its format cannot
+    hold the result, it becomes a .tif. Returns the path written."""
     from ..engine.api import upscale
     from ..io import can_hold, check_format, check_writable, write_image
 
@@ -286,16 +286,12 @@ def upscale_one(src, dst, model, args, *, batch, data=None):
     array, meta, axes = data
     scale = int(model.scale)
     out_shape = tuple(n * scale if a in "YX" else n for a, n in zip(axes, array.shape))
-    if batch and not can_hold(dst, out_shape, array.dtype):
+    if named_after_input and not can_hold(dst, out_shape, array.dtype):
         dst = dst.with_suffix(".tif")
     if dst.parent.exists():
         check_writable(dst, out_shape, array.dtype, overwrite=args.overwrite)
     else:  # a new output folder, made once there is something to put in it (its parent was checked)
         check_format(dst, out_shape, array.dtype)
-
-    tile = args.tile
-    if tile == 0:  # no tiling: one window covers the whole image
-        tile = max(array.shape[axes.index("Y")], array.shape[axes.index("X")])
 
     bar = Progress(src.name, enabled=not args.quiet)
     start = time.perf_counter()
@@ -304,7 +300,7 @@ def upscale_one(src, dst, model, args, *, batch, data=None):
             array,
             model,
             axes=axes,
-            tile=tile,
+            tile=args.tile,  # 0: the whole image in one window
             overlap=args.overlap,
             tta=args.tta,
             batch_size=args.batch_size,
@@ -345,13 +341,13 @@ def run(args):
         model = load_model(args.model, allow_unsafe=args.allow_unsafe)
 
     if not batch:
-        upscale_one(pairs[0][0], pairs[0][1], model, args, batch=False, data=first)
+        upscale_one(pairs[0][0], pairs[0][1], model, args, named_after_input=folder_is_out, data=first)
         return 0
 
     written, failed = 0, []
     for src, dst in pairs:
         try:
-            upscale_one(src, dst, model, args, batch=True)
+            upscale_one(src, dst, model, args, named_after_input=True)
             written += 1
         except SuperResError as exc:
             failed.append(src)

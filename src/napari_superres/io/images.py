@@ -34,6 +34,7 @@ PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE_SUFFIXES = TIFF_SUFFIXES + PIL_SUFFIXES + (".npy", ".zarr")
 
 KNOWN_AXES = "TZCYX"
+JPEG_MAX_SIDE = 65535  # the format stores sizes in 16 bits
 BIGTIFF_BYTES = 2**31  # classic TIFF offsets are 32-bit; switch to BigTIFF well before the 4 GB limit
 _AXES_META_KEY = "napari_superres"  # our metadata inside a plain Zarr array's attributes
 
@@ -336,6 +337,10 @@ def check_format(path, shape, dtype) -> None:
             raise OutputError(
                 f"{suffix.lstrip('.').upper()} holds only {what} images, not {'x'.join(map(str, shape))} {dtype}: "
                 f"{path} (use .tif, .npy or .zarr)"
+            )
+        if jpeg and max(shape[:2]) > JPEG_MAX_SIDE:
+            raise OutputError(
+                f"JPEG images are at most {JPEG_MAX_SIDE} pixels a side, not {shape[0]}x{shape[1]}: {path} (use .tif)"
             )
 
 
