@@ -1,0 +1,693 @@
+"""Out-of-core file jobs: a big TIFF or Zarr/OME-Zarr in, Zarr/OME-Zarr or BigTIFF out, block by block.
+
+Memory is bounded by the block and tile sizes, not by the data: the input is read region by region (a
+memory map opened and closed per block for contiguous TIFF, page/tile reads for compressed TIFF, chunk reads
+for Zarr), each block runs the model on exactly the windows the in-memory path would use
+(:class:`~napari_superres.engine.lazy.BlockJob`), and its result goes straight to the output.
+
+The output is built in a hidden folder next to it, ``.NAME.partial``, and renamed to ``NAME`` only when
+every block is written (the rename is the completion marker: a partial output never has the final name).
+That folder also holds ``job.json`` (what is being computed, with the fitted normalisation) and ``done.txt``
+(the blocks written, one per line, appended after each block's data is on disk). Running the same command
+again resumes from the blocks already written; a different job (other model, options or input) starts over.
+A full disk stops the job with what is complete kept, ready to resume.
+
+With a ``dask.distributed`` scheduler the blocks run on its workers (they read the input themselves, so it
+must be on a filesystem they share, and load the model once per worker); this process writes the results.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+
+from ..errors import Cancelled, InputError, OutputError, SuperResError
+from .axes import make_layout, resolve_axes
+from .lazy import BlockJob, fit_normalizer_lazy, make_job, plan_chunks
+
+ZARR_SUFFIXES = (".zarr",)
+TIFF_SUFFIXES = (".tif", ".tiff")
+OUTPUT_SUFFIXES = ZARR_SUFFIXES + TIFF_SUFFIXES
+DEFAULT_CHUNK = 1024  # block size in input pixels along Y and X
+OUT_CHUNK = 1024  # Zarr output chunks along Y and X (output pixels)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+NGFF_VERSION = "0.5"
+_META_KEY = "napari_superres"  # our metadata in a plain Zarr array's attributes (as io.images writes it)
+
+
+# ----------------------------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class Source:
+    """A readable input array, reopened by whichever process reads it (picklable: a path, not a handle).
+
+    ``kind``: "zarr" (``key`` is the array inside a group, "" for an array), "tiff-mmap" (contiguous,
+    uncompressed: ``offset`` of the data) or "tiff" (compressed or tiled: read through tifffile's Zarr store).
+    """
+
+    path: str
+    kind: str
+    shape: Tuple[int, ...]
+    dtype: str
+    key: str = ""
+    offset: int = 0
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def read(self, index) -> np.ndarray:
+        if self.kind == "tiff-mmap":
+            # a fresh map per read: the pages it touched leave this process's memory when it is closed
+            mm = np.memmap(self.path, np.dtype(self.dtype), "r", offset=self.offset, shape=self.shape)
+            try:
+                return np.array(mm[index])
+            finally:
+                del mm
+        return np.asarray(_opened(self)[index])
+
+    def __getitem__(self, index):  # lets dask.array.from_array read it
+        return self.read(index)
+
+    def to_dask(self, chunks):
+        import dask.array as da
+
+        return da.from_array(self, chunks=chunks, asarray=False, lock=False, meta=np.empty((0,) * self.ndim, self.dtype))
+
+    def identity(self) -> dict:
+        p = Path(self.path)
+        files = [p] if p.is_file() else [p / n for n in ("zarr.json", ".zarray", ".zattrs", ".zgroup") if (p / n).exists()]
+        return {
+            "path": str(p.resolve()),
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "mtime_ns": max((f.stat().st_mtime_ns for f in files), default=0),
+            "size": sum(f.stat().st_size for f in files),
+        }
+
+
+_OPEN: dict = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _opened(src: Source):
+    """The source's array object, opened once per process."""
+    with _OPEN_LOCK:
+        key = (src.path, src.kind, src.key)
+        if key not in _OPEN:
+            import zarr
+
+            if src.kind == "zarr":
+                node = zarr.open(store=src.path, mode="r")
+                _OPEN[key] = node[src.key] if src.key else node
+            else:
+                import tifffile
+
+                tif = tifffile.TiffFile(src.path)
+                _OPEN[key] = zarr.open(tif.series[0].aszarr(), mode="r")
+        return _OPEN[key]
+
+
+def open_source(path, axes: Optional[str] = None) -> Tuple[Source, dict]:
+    """Open a TIFF or Zarr/OME-Zarr input without reading its pixels. Returns ``(source, meta)`` with meta's
+    ``axes`` resolved (``axes_known``: the file or the user stated them), ``pixel_size`` and ``unit`` when the
+    file has them. A Zarr without axes metadata needs ``axes`` (except a plain 2D image)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in ZARR_SUFFIXES:
+            src, meta = _open_zarr(path)
+        elif suffix in TIFF_SUFFIXES:
+            src, meta = _open_tiff(path)
+        else:
+            raise InputError(f"out-of-core upscaling reads TIFF and Zarr, not {path.suffix or path.name}: {path}")
+    except SuperResError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot read {path}: {_one_line(exc)}") from None
+    if 0 in src.shape or len(src.shape) < 2:
+        raise InputError(f"{path}: the image is empty or not an image (shape {src.shape})")
+    file_axes = meta.get("axes")
+    if file_axes is not None and (len(file_axes) != len(src.shape) or not set(file_axes) <= set("TZCYX")):
+        file_axes = None
+    if axes is None and file_axes is None and suffix in ZARR_SUFFIXES and len(src.shape) > 2:
+        raise InputError(
+            f"{path} has no axes metadata; say what its {len(src.shape)} dimensions {src.shape} are with --axes "
+            f"(e.g. --axes {'ZYX' if len(src.shape) == 3 else 'TZYX'})"
+        )
+    try:
+        meta["axes"] = resolve_axes(axes or file_axes, src.shape)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    meta["axes_known"] = bool(axes or file_axes)
+    return src, meta
+
+
+def _open_zarr(path):
+    import zarr
+
+    from ..io.images import _NGFF_UNITS
+
+    node = zarr.open(store=str(path), mode="r")
+    meta = {}
+    if isinstance(node, zarr.Array):
+        ours = node.attrs.get(_META_KEY)
+        if isinstance(ours, dict):
+            meta.update({k: ours[k] for k in ("axes", "pixel_size", "unit") if k in ours})
+        return Source(str(path), "zarr", tuple(node.shape), np.dtype(node.dtype).str), meta
+    attrs = dict(node.attrs)
+    multiscales = attrs.get("ome", {}).get("multiscales") or attrs.get("multiscales")
+    if multiscales:
+        ms = multiscales[0]
+        level0 = ms["datasets"][0]
+        array = node[level0["path"]]
+        names = [a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])]
+        if names:
+            meta["axes"] = "".join(n.upper() for n in names)
+        scale = next((t["scale"] for t in level0.get("coordinateTransformations", []) if t.get("type") == "scale"), None)
+        if scale and names and len(scale) == len(names):
+            meta["pixel_size"] = {n.upper(): float(s) for n, s in zip(names, scale) if n.upper() in "ZYX"}
+            units = {a.get("unit") for a in ms.get("axes", []) if isinstance(a, dict) and a.get("unit")}
+            if len(units) == 1:
+                unit = units.pop()
+                meta["unit"] = {v: k for k, v in _NGFF_UNITS.items()}.get(unit, unit)
+        return Source(str(path), "zarr", tuple(array.shape), np.dtype(array.dtype).str, key=level0["path"]), meta
+    keys = list(node.array_keys())
+    if len(keys) != 1:
+        raise InputError(f"Zarr group {path} is not OME-Zarr and holds {len(keys)} arrays; point to the array inside it")
+    array = node[keys[0]]
+    return Source(str(path), "zarr", tuple(array.shape), np.dtype(array.dtype).str, key=keys[0]), meta
+
+
+def _open_tiff(path):
+    import tifffile
+
+    from ..io import images
+
+    with tifffile.TiffFile(path) as tif:
+        if not tif.series or not tif.pages:
+            raise InputError(f"cannot read {path}: no image data (corrupt or truncated TIFF)")
+        series = tif.series[0]
+        meta = {}
+        axes = series.axes.replace("S", "C") if "C" not in series.axes else series.axes
+        shaped = tif.shaped_metadata[0] if tif.is_shaped and tif.shaped_metadata else {}
+        if tif.is_ome or tif.is_imagej or "axes" in shaped or set(axes) <= set(images.KNOWN_AXES):
+            meta["axes"] = axes
+        if tif.is_ome:
+            meta.update(images._ome_tiff_pixel_size(tif.ome_metadata))
+        elif tif.is_imagej:
+            meta.update(images._imagej_pixel_size(tif))
+        elif isinstance(shaped.get("pixel_size"), dict):
+            meta["pixel_size"] = {k: float(v) for k, v in shaped["pixel_size"].items()}
+            if shaped.get("unit"):
+                meta["unit"] = str(shaped["unit"])
+        shape, dtype = tuple(int(n) for n in series.shape), np.dtype(series.dtype)
+        offset = series.dataoffset
+        native = dtype.byteorder in ("=", "|") or dtype.byteorder == {"little": "<", "big": ">"}[sys.byteorder]
+        if offset is not None and native:
+            return Source(str(path), "tiff-mmap", shape, dtype.newbyteorder("=").str, offset=int(offset)), meta
+        return Source(str(path), "tiff", shape, dtype.str), meta
+
+
+# ----------------------------------------------------------------------------------------------- outputs
+
+
+def output_kind(path) -> str:
+    """"zarr" or "tiff" for an output path this module can write; OutputError for anything else."""
+    suffix = Path(path).suffix.lower()
+    if suffix in ZARR_SUFFIXES:
+        return "zarr"
+    if suffix in TIFF_SUFFIXES:
+        return "tiff"
+    raise OutputError(f"out-of-core outputs are Zarr (.zarr, .ome.zarr) or TIFF (.tif), not {Path(path).name}")
+
+
+def _ngff_ok(axes: str) -> bool:
+    order = ["TCZYX".index(a) for a in axes]
+    return order == sorted(order) and sum(a in "ZYX" for a in axes) <= 3
+
+
+class ZarrOutput:
+    """An OME-Zarr group (axes in NGFF order) or a plain Zarr array, chunked per slice and 1024 px in Y/X."""
+
+    def __init__(self, path: Path, shape, dtype, meta: dict, pyramid: int = 0):
+        self.path, self.shape, self.dtype, self.meta, self.pyramid = path, tuple(shape), np.dtype(dtype), meta, pyramid
+        axes = meta["axes"]
+        self.ome = bool(meta.get("axes_known")) and _ngff_ok(axes)
+        self.chunks = tuple(
+            min(n, OUT_CHUNK) if a in "YX" else (n if a in "CS" else 1) for a, n in zip(axes, self.shape)
+        )
+        self._array = None
+
+    def create(self):
+        import zarr
+
+        if self.ome:
+            group = zarr.open_group(str(self.path), mode="w")
+            group.create_array("0", shape=self.shape, dtype=self.dtype, chunks=self.chunks, fill_value=0)
+        else:
+            arr = zarr.create_array(str(self.path), shape=self.shape, dtype=self.dtype, chunks=self.chunks, fill_value=0)
+            ours = {k: self.meta[k] for k in ("axes", "pixel_size", "unit") if self.meta.get(k)}
+            if not self.meta.get("axes_known"):
+                ours.pop("axes", None)
+            if ours:
+                arr.attrs[_META_KEY] = json.loads(json.dumps(ours))
+
+    def array(self):
+        import zarr
+
+        if self._array is None:
+            node = zarr.open(store=str(self.path), mode="r+")
+            self._array = node["0"] if self.ome else node
+        return self._array
+
+    def write(self, index, block):
+        self.array()[index] = block
+
+    def finish(self):
+        """Pyramid levels (if asked) and the OME-NGFF metadata, written last."""
+        if not self.ome:
+            return
+        import zarr
+
+        group = zarr.open_group(str(self.path), mode="r+")
+        axes = self.meta["axes"]
+        sizes = self.meta.get("pixel_size") or {}
+        datasets = []
+        for level in range(self.pyramid + 1):
+            if level:
+                _downsample_level(group, str(level - 1), str(level), axes)
+            f = 2**level
+            scale = [float(sizes.get(a, 1.0)) * (f if a in "YX" else 1) for a in axes]
+            transforms = [{"type": "scale", "scale": scale}]
+            if level:  # a level pixel is the mean of f x f level-0 pixels: its centre is shifted by (f - 1) / 2
+                shift = [float(sizes.get(a, 1.0)) * (f - 1) / 2 if a in "YX" else 0.0 for a in axes]
+                transforms.append({"type": "translation", "translation": shift})
+            datasets.append({"path": str(level), "coordinateTransformations": transforms})
+        from ..io.images import _ngff_unit
+
+        ngff_axes = []
+        for a in axes:
+            entry = {"name": a.lower(), "type": {"T": "time", "C": "channel"}.get(a, "space")}
+            if a in "ZYX" and self.meta.get("unit"):
+                entry["unit"] = _ngff_unit(self.meta["unit"])
+            ngff_axes.append(entry)
+        group.attrs["ome"] = {"version": NGFF_VERSION, "multiscales": [{"axes": ngff_axes, "datasets": datasets}]}
+
+
+def _downsample_level(group, src_key, dst_key, axes):
+    """Next pyramid level: 2x2 mean in Y/X (rounded for integers), written chunk by chunk with dask."""
+    import dask.array as da
+
+    src = da.from_zarr(group[src_key])
+    y, x = axes.index("Y"), axes.index("X")
+    if src.shape[y] < 2 or src.shape[x] < 2:
+        raise OutputError("image too small for another pyramid level")
+    trimmed = src[tuple(slice(0, n - n % 2) if i in (y, x) else slice(None) for i, n in enumerate(src.shape))]
+    small = da.coarsen(np.mean, trimmed.astype(np.float64), {y: 2, x: 2})
+    if np.issubdtype(src.dtype, np.integer):
+        small = da.round(small)
+    small = small.astype(src.dtype)
+    chunks = tuple(min(n, OUT_CHUNK) if i in (y, x) else c[0] for i, (n, c) in enumerate(zip(small.shape, src.chunks)))
+    arr = group.create_array(dst_key, shape=small.shape, dtype=src.dtype, chunks=chunks, fill_value=0)
+    da.store(small.rechunk(chunks), arr, lock=False)
+
+
+class TiffOutput:
+    """A BigTIFF (OME-TIFF metadata when the axes allow), allocated whole and written block by block."""
+
+    def __init__(self, path: Path, shape, dtype, meta: dict):
+        self.path, self.shape, self.dtype, self.meta = path, tuple(shape), np.dtype(dtype), meta
+        self.offset = None
+
+    def create(self):
+        import tifffile
+
+        axes = self.meta["axes"]
+        kw = dict(data=None, shape=self.shape, dtype=self.dtype, bigtiff=True, returnoffset=True, photometric="minisblack")
+        if self.meta.get("axes_known") and "C" not in axes[-1:]:
+            ome = {"axes": axes}
+            for a, size in (self.meta.get("pixel_size") or {}).items():
+                if a in "ZYX":
+                    ome[f"PhysicalSize{a}"] = float(size)
+                    if self.meta.get("unit"):
+                        ome[f"PhysicalSize{a}Unit"] = self.meta["unit"]
+            kw.update(ome=True, metadata=ome)
+        else:
+            shaped = {"axes": axes} if self.meta.get("axes_known") else {}
+            if self.meta.get("pixel_size"):
+                shaped["pixel_size"] = self.meta["pixel_size"]
+                if self.meta.get("unit"):
+                    shaped["unit"] = self.meta["unit"]
+            kw.update(metadata=shaped or None)
+        result = tifffile.imwrite(str(self.path), **kw)
+        if result is None:
+            raise OutputError(f"cannot lay out {self.path} as one contiguous TIFF")
+
+    def _offset(self):
+        if self.offset is None:
+            import tifffile
+
+            with tifffile.TiffFile(str(self.path)) as tif:
+                self.offset = int(tif.series[0].dataoffset)
+        return self.offset
+
+    def write(self, index, block):
+        mm = np.memmap(self.path, self.dtype, "r+", offset=self._offset(), shape=self.shape)
+        try:
+            mm[index] = block
+            mm.flush()  # on disk before the block is marked done
+        finally:
+            del mm
+
+    def finish(self):
+        pass
+
+
+# ----------------------------------------------------------------------------------------------- blocks
+
+
+@dataclass(frozen=True)
+class Block:
+    """One unit of work: ``slices`` (a slice per axis, input pixels) and the Y/X core it writes."""
+
+    index: int
+    slices: Tuple[slice, ...]
+    core: Tuple[int, int, int, int]
+
+
+def plan_blocks(job: BlockJob, chunk: int):
+    """The blocks of a job: Y/X aligned to window cores, about ``chunk`` pixels each; slices grouped along the
+    innermost slice axis so a block holds about chunk x chunk input pixels."""
+    yb, xb, _, _ = plan_chunks(job, tuple((chunk,) if a in "YX" else (n,) for a, n in zip(job.axes, job.shape)))
+    layout = make_layout(job.shape, job.axes)
+    slice_axes = [i for i, a in enumerate(job.axes) if i not in (job.y_axis, job.x_axis, layout.channel_axis)]
+    per = max(1, (chunk * chunk) // max(1, max(np.diff(yb)) * max(np.diff(xb))))
+    ranges = []
+    for i in slice_axes:
+        n = job.shape[i]
+        step = min(per, n) if i == (slice_axes[-1] if slice_axes else None) else 1
+        ranges.append([(s, min(s + step, n)) for s in range(0, n, step)])
+    blocks = []
+    for combo in np.ndindex(*[len(r) for r in ranges]) if ranges else [()]:
+        lead = {ax: ranges[k][combo[k]] for k, ax in enumerate(slice_axes)}
+        for y0, y1 in zip(yb[:-1], yb[1:]):
+            for x0, x1 in zip(xb[:-1], xb[1:]):
+                sl = []
+                for i in range(len(job.shape)):
+                    if i in lead:
+                        sl.append(slice(*lead[i]))
+                    elif i == job.y_axis:
+                        sl.append(slice(y0, y1))
+                    elif i == job.x_axis:
+                        sl.append(slice(x0, x1))
+                    else:
+                        sl.append(slice(None))
+                blocks.append(Block(len(blocks), tuple(sl), (y0, y1, x0, x1)))
+    return blocks
+
+
+def run_block(source: Source, job: BlockJob, block: Block) -> np.ndarray:
+    """Read the block's input region (core plus the context its windows need) and upscale it."""
+    y0, y1, x0, x1 = block.core
+    ya, yb, xa, xb = job.source_span(y0, y1, x0, x1)
+    index = list(block.slices)
+    index[job.y_axis] = slice(ya, yb)
+    index[job.x_axis] = slice(xa, xb)
+    return job.run(source.read(tuple(index)), (ya, xa), block.core)
+
+
+def out_index(job: BlockJob, block: Block):
+    s = job.scale
+    return tuple(
+        slice(sl.start * s, sl.stop * s) if i in (job.y_axis, job.x_axis) else sl for i, sl in enumerate(block.slices)
+    )
+
+
+# ----------------------------------------------------------------------------------------------- the job
+
+
+class Ledger:
+    """``done.txt``: indices of the blocks on disk, appended (and synced) after each block is written."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.done = set()
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip().isdigit():  # a torn last line (crash mid-append) is ignored
+                    self.done.add(int(line))
+        self._f = None
+
+    def add(self, index: int):
+        if self._f is None:
+            self._f = open(self.path, "a")
+        self._f.write(f"{index}\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self.done.add(index)
+
+    def close(self):
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+def partial_dir(dst: Path) -> Path:
+    return dst.parent / f".{dst.name}.partial"
+
+
+def upscale_file(
+    src,
+    dst,
+    model,
+    *,
+    axes: Optional[str] = None,
+    tile: Optional[int] = None,
+    overlap: Optional[int] = None,
+    tta: bool = False,
+    batch_size: Optional[int] = None,
+    normalization=None,
+    chunk: Optional[int] = None,
+    scheduler: Optional[str] = None,
+    overwrite: bool = False,
+    pyramid: int = 0,
+    quiet: bool = False,
+    on_block=None,
+) -> Path:
+    """Upscale the TIFF or Zarr ``src`` into ``dst`` (``.zarr``/``.ome.zarr`` or ``.tif``) block by block.
+
+    Resumes a previous interrupted run of the same job. ``scheduler``: a ``dask.distributed`` address (or
+    ``$DASK_SCHEDULER_ADDRESS``) to run the blocks on. ``on_block(done, total)`` is called after each block
+    is written. Returns ``dst``.
+    """
+    from .distributed import ModelHandle, connect, scheduler_address
+
+    src, dst = Path(src), Path(dst)
+    kind = output_kind(dst)
+    if (dst.exists() or dst.is_symlink()) and not overwrite:
+        raise OutputError(f"output exists: {dst} (use --overwrite to replace it)")
+    source, meta = open_source(src, axes)
+    from .normalize import check_array
+
+    check_array(np.zeros((1,) * len(source.shape), source.dtype))
+    handle = model if isinstance(model, ModelHandle) else ModelHandle(_load(model))
+    chunk = int(chunk or DEFAULT_CHUNK)
+    job = make_job(source.shape, source.dtype, handle, axes=meta["axes"], tile=tile, overlap=overlap, tta=tta, batch_size=batch_size)
+    out_meta = _output_meta(meta, job.scale)
+    out_shape = job.out_shape()
+
+    work = partial_dir(dst)
+    spec = handle.normalization if normalization is None else normalization
+    fingerprint = {
+        "input": source.identity(),
+        "model": handle.key,
+        "axes": job.axes,
+        "tile": tile,
+        "overlap": overlap,
+        "tta": bool(tta),
+        "batch_size": batch_size,
+        "normalization": spec,
+        "chunk": chunk,
+        "output": kind,
+        "pyramid": int(pyramid),
+    }
+    state = _load_state(work, fingerprint)
+    address = scheduler_address(scheduler)
+    client = connect(address) if address else None
+    try:
+        if state is None:
+            norm = fit_normalizer_lazy(source.to_dask(_stat_chunks(source, job)), job, spec)
+            state = {"job": fingerprint, "normalizer": [norm.mode, norm.dtype.str, list(norm.offset), list(norm.factor)]}
+            if work.exists():
+                shutil.rmtree(work)
+            work.mkdir()
+            _write_json(work / "job.json", state)
+        from dataclasses import replace
+
+        from .normalize import Normalizer
+
+        mode, ndt, offset, factor = state["normalizer"]
+        job = replace(job, norm=Normalizer(mode, np.dtype(ndt), tuple(offset), tuple(factor)))
+        data_path = work / ("data.zarr" if kind == "zarr" else "data.tif")
+        writer = (
+            ZarrOutput(data_path, out_shape, source.dtype, out_meta, pyramid)
+            if kind == "zarr"
+            else TiffOutput(data_path, out_shape, source.dtype, out_meta)
+        )
+        if not data_path.exists():
+            _guard_space(lambda: writer.create(), dst, work, 0, 1)
+        blocks = plan_blocks(job, chunk)
+        ledger = Ledger(work / "done.txt")
+        todo = [b for b in blocks if b.index not in ledger.done]
+        if ledger.done and not quiet:
+            print(f"{src}: resuming, {len(ledger.done)} of {len(blocks)} blocks already written", file=sys.stderr)
+        bar = _bar(src.name, len(blocks), len(blocks) - len(todo), quiet)
+        try:
+            results = _results_local(source, job, todo) if client is None else _results_distributed(client, source, job, todo)
+            for block, out in results:
+                _guard_space(lambda: writer.write(out_index(job, block), out), dst, work, len(ledger.done), len(blocks))
+                ledger.add(block.index)
+                if bar is not None:
+                    bar.update(1)
+                if on_block is not None:
+                    on_block(len(ledger.done), len(blocks))
+        except KeyboardInterrupt:
+            raise Cancelled(
+                f"interrupted: {len(ledger.done)} of {len(blocks)} blocks of {dst.name} are kept in {work}; "
+                "run the same command again to resume"
+            ) from None
+        finally:
+            ledger.close()
+            if bar is not None:
+                bar.close()
+        _guard_space(writer.finish, dst, work, len(blocks), len(blocks))
+        _install(data_path, dst)
+        shutil.rmtree(work, ignore_errors=True)
+    finally:
+        if client is not None:
+            client.close()
+    return dst
+
+
+def _load(model):
+    from .api import _as_srmodel
+
+    return _as_srmodel(model)
+
+
+def _stat_chunks(source: Source, job: BlockJob):
+    """Chunks for the statistics pass: one slice and up to 2048x2048 pixels, channels whole."""
+    return tuple(min(n, 2048) if a in "YX" else (n if a in "CS" else 1) for a, n in zip(job.axes, source.shape))
+
+
+def _output_meta(meta: dict, scale: int) -> dict:
+    out = {"axes": meta["axes"], "axes_known": meta.get("axes_known", False)}
+    if meta.get("pixel_size"):
+        out["pixel_size"] = {k: float(v) / scale if k in "YX" else float(v) for k, v in meta["pixel_size"].items()}
+        if meta.get("unit"):
+            out["unit"] = meta["unit"]
+    return out
+
+
+def _results_local(source, job, blocks):
+    for block in blocks:
+        yield block, run_block(source, job, block)
+
+
+def _results_distributed(client, source, job, blocks, in_flight: Optional[int] = None):
+    """Blocks on the cluster, a few per worker in flight at a time; results in completion order."""
+    from distributed import as_completed
+
+    if not blocks:
+        return
+    job_f = client.scatter(job, broadcast=True, hash=False)
+    source_f = client.scatter(source, broadcast=True, hash=False)
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    limit = in_flight or 2 * workers
+    pending = iter(blocks)
+    by_key = {}
+
+    def submit():
+        block = next(pending, None)
+        if block is None:
+            return None
+        fut = client.submit(run_block, source_f, job_f, block, pure=False, key=f"napari-superres-block-{block.index}-{time.time_ns()}")
+        by_key[fut.key] = block
+        return fut
+
+    first = [f for f in (submit() for _ in range(limit)) if f is not None]
+    queue = as_completed(first, with_results=True)
+    for fut, result in queue:
+        block = by_key.pop(fut.key)
+        nxt = submit()
+        if nxt is not None:
+            queue.add(nxt)
+        yield block, result
+        fut.release()
+
+
+def _guard_space(action, dst, work, done, total):
+    try:
+        return action()
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise OutputError(
+                f"no space left writing {dst.name}: {done} of {total} blocks are complete and kept in {work}; "
+                "free some space and run the same command again to resume"
+            ) from None
+        raise OutputError(f"cannot write {dst}: {_one_line(exc)}") from None
+
+
+def _install(data_path: Path, dst: Path):
+    """Rename the finished output to its final name (replacing an old one when overwriting)."""
+    if dst.exists() or dst.is_symlink():
+        old = dst.parent / f".{dst.name}.old"
+        if old.exists():
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        os.replace(dst, old)
+        os.replace(data_path, dst)
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    else:
+        os.replace(data_path, dst)
+
+
+def _load_state(work: Path, fingerprint: dict):
+    """The saved state of an earlier run of the same job, or None."""
+    try:
+        state = json.loads((work / "job.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return state if state.get("job") == json.loads(json.dumps(fingerprint)) else None
+
+
+def _write_json(path: Path, obj):
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _bar(label, total, initial, quiet):
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=label, unit="block", file=sys.stderr, dynamic_ncols=True)
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
