@@ -48,6 +48,9 @@ def add_parser(subparsers):
         help="upscale images, stacks or folders with a model",
         description="Upscale image files (TIFF, PNG, JPEG, NPY, Zarr) or folders of them with a super-resolution "
         "model. MODEL is a shipped or user model's name (see `napari-superres models`) or a .keras file.",
+        epilog="One input: OUT is the output file, or a folder to write into. Several inputs or a folder: OUT is a "
+        "folder (made if missing); outputs keep their input's name and format. Exit codes: 0 done, 1 some files "
+        "of a batch failed (the others were written), 2 nothing was done (the error says why).",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     p.add_argument("-m", "--model", required=True, help="model name or path to a .keras file")
@@ -60,7 +63,9 @@ def add_parser(subparsers):
         metavar="N",
         help="tile size in input pixels; 0: the whole image at once (default: whole image up to 512x512, else 256)",
     )
-    p.add_argument("--overlap", type=_non_negative_int, metavar="N", help="tile overlap in input pixels")
+    p.add_argument(
+        "--overlap", type=_non_negative_int, metavar="N", help="context pixels per tile side (default: the model's)"
+    )
     p.add_argument("--axes", help="axes of the input in napari order, e.g. YX, YXC, ZYX, TZYX, CYX")
     p.add_argument("--tta", action="store_true", help="self-ensemble: average 8 flips/rotations (8x slower)")
     p.add_argument(
@@ -269,7 +274,7 @@ def output_meta(meta, axes, axes_known, scale):
     """The input's metadata for the output: same axes (when known), Y and X pixel sizes divided by the scale."""
     out = {k: v for k, v in meta.items() if k in ("pixel_size", "unit")}
     if axes_known:
-        out["axes"] = axes
+        out["axes"] = axes.replace("S", "C")  # files know channels as C
     if out.get("pixel_size"):
         out["pixel_size"] = {k: v / scale if k in "YX" else v for k, v in out["pixel_size"].items()}
     return out
