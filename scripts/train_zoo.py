@@ -102,14 +102,6 @@ def build(arch, scale, options, policy):
         keras.mixed_precision.set_global_policy("float32")
 
 
-def start_at_bicubic(model):
-    """Zero the last convolution before the bicubic skip, so an untrained model outputs exactly bicubic and
-    training only adds detail (random residuals would start far below bicubic)."""
-    last = [l for l in model.layers if l.name in ("tail", "subpixel_conv", "recon", "deconv")]
-    for layer in last:
-        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
-
-
 def warm_start(model, source):
     """Copy every layer of ``source`` whose name and weight shapes match (EDSR's x2 -> x3/x4 trick: the body is
     shared, the upsampler is new)."""
@@ -127,7 +119,7 @@ def warm_start(model, source):
 
 
 def validate(model, scale, val):
-    """Mean PSNR-Y/SSIM-Y (border = scale) of the model, bicubic and Lanczos on the validation crops."""
+    """Mean PSNR-Y/SSIM-Y (border = scale) of the model, bicubic and Lanczos on the held-out photos."""
     from napari_superres.engine.api import upscale
     from napari_superres.models.loading import load_model
     from napari_superres.training.metrics import (bicubic_downscale, bicubic_upscale, lanczos_upscale, modcrop,
@@ -157,8 +149,6 @@ def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0
         model.load_weights(ckpt)
         state = json.loads(state_file.read_text())
         print(f"{name}: resuming at step {state['steps']} ({state['seconds'] / 60:.1f} min done)", flush=True)
-    else:
-        start_at_bicubic(model)
     if init and not state["steps"]:
         copied = warm_start(model, load_model(WEIGHTS / f"{init}.keras").keras_model)
         print(f"{name}: {copied} layers warm-started from {init}", flush=True)
