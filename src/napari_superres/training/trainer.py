@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputError, OutputError, SuperResError
 from ..models.loading import SRModel, save_model
-from ..models.registry import build_model, get_arch
+from ..models.registry import build_model, geometry
 from .config import TrainConfig
 from .gan import GANTrainer, patch_discriminator, require_tensorflow
 from .losses import PIXEL_LOSSES
@@ -131,10 +131,10 @@ class _Run(keras.callbacks.Callback):
                 logs[k] = record[k]  # for TensorBoard, which runs after this callback
 
     def srmodel(self) -> SRModel:
-        spec = get_arch(self.cfg.arch)
+        multiple, overlap = geometry(self.cfg.arch, **self.cfg.arch_options)
         return SRModel(
             name=self.cfg.out.stem, path=None, keras_model=self.generator, scale=self.cfg.scale,
-            channels=self.channels, multiple=spec.multiple, overlap=spec.overlap, normalization=self.normalization,
+            channels=self.channels, multiple=multiple, overlap=overlap, normalization=self.normalization,
         )
 
     def save_model(self, status: str) -> None:
@@ -191,7 +191,7 @@ def train(config: TrainConfig, progress: Optional[Callable[[int, int], None]] = 
     """
     t_start = time.time()
     plan = plan if plan is not None else prepare(config)
-    cfg, spec, data, channels, deg = plan.cfg, plan.spec, plan.data, plan.channels, plan.degradation
+    cfg, data, channels, deg = plan.cfg, plan.data, plan.channels, plan.degradation
     train_items, samples, kind, base = plan.train_items, plan.samples, plan.kind, plan.base
     normalization, warnings = plan.normalization, plan.warnings
     if cfg.gan:
@@ -246,8 +246,9 @@ def train(config: TrainConfig, progress: Optional[Callable[[int, int], None]] = 
             "scale": cfg.scale,
             "channels": channels,
             "normalization": normalization,
-            "multiple": spec.multiple,
-            "overlap": spec.overlap,
+            "multiple": geometry(cfg.arch, **cfg.arch_options)[0],
+            "overlap": geometry(cfg.arch, **cfg.arch_options)[1],  # the options change the receptive field
+            "options": dict(cfg.arch_options),
             "training": {
                 "data": str(cfg.data_dir), "mode": "paired" if data.paired else "hr-only",
                 "degradation": None if data.paired else deg.to_dict(), "images": n_train,
