@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from napari_superres.engine.api import output_nbytes, output_shape, upscale
-from napari_superres.engine.axes import infer_axes, make_layout, plan_channels, resolve_axes
+from napari_superres.engine.axes import describe_channels, infer_axes, make_layout, plan_channels, resolve_axes
 from napari_superres.errors import InputError
 
 
@@ -139,3 +139,10 @@ def test_channel_modes(rgb_model, gray_model, astronaut):
     planar = np.moveaxis(img, -1, 0)
     joint = upscale(planar, rgb_model, axes="CYX", channel_mode="joint")
     np.testing.assert_array_equal(np.moveaxis(joint, 0, -1), upscale(img, rgb_model))
+
+
+def test_describe_channels():
+    assert describe_channels((20, 30, 3), 3) == "RGB through the model"
+    assert "alpha by bicubic" in describe_channels((20, 30, 4), 3)
+    assert "each channel through the model on its own" in describe_channels((3, 20, 30), 1, axes="CYX")
+    assert "replicated" in describe_channels((20, 30), 3)

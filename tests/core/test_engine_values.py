@@ -21,6 +21,7 @@ def test_dtype_round_trip(dtype, nearest_gray, camera):
     else:
         img = img.astype(dtype)
     before = img.copy()
+    img.flags.writeable = False  # as the worker hands it over: the engine must never write to its input
     out = upscale(img, nearest_gray)
     assert out.dtype == np.dtype(dtype) and out.shape == (74, 58)
     if np.issubdtype(np.dtype(dtype), np.integer):
