@@ -123,3 +123,49 @@ def test_progress_reaches_total_and_cancel(gray_model, camera):
         upscale(img, gray_model, tile=32, overlap=4, batch_size=2,
                 progress=lambda d, t: seen.append(d), cancel=lambda: len(seen) >= 2)
     assert seen == [2, 4]  # stopped between batches, right after the request
+
+
+def _numpy_sr(batch):
+    """A pure NumPy x2 'model' with a 3x3 receptive field: nearest upsampling of a box-blurred input."""
+    p = np.pad(batch, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="constant")
+    blur = sum(p[:, i : i + batch.shape[1], j : j + batch.shape[2]] for i in range(3) for j in range(3)) / 9
+    return blur.repeat(2, 1).repeat(2, 2).astype(np.float32)
+
+
+def test_memory_bounded_by_tiles_not_image():
+    import tracemalloc
+
+    image = np.random.default_rng(0).random((1, 512, 512, 1), dtype=np.float32)  # 1 MiB in, 4 MiB out
+    out_bytes = image.nbytes * 4
+    tracemalloc.start()
+    try:
+        tiled = predict_tiled(_numpy_sr, image, scale=2, tile=32, overlap=2, batch_size=4)
+        _, peak_tiled = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        whole = predict_tiled(_numpy_sr, image, scale=2, tile=512, overlap=0, batch_size=1)
+        _, peak_whole = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(tiled, whole, atol=1e-6)
+    assert peak_tiled < out_bytes + 2**20  # the output plus a few batches of small windows
+    assert peak_whole > 2 * out_bytes  # whole-image inference needs image-sized temporaries
+
+
+def test_concurrent_runs_do_not_mix():
+    """Two runs at once (threads) give exactly what each gives alone: no state is shared between calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    images = [rng.random((2, 70, 50, 1), dtype=np.float32) for _ in range(4)]
+    alone = [predict_tiled(_numpy_sr, im, scale=2, tile=16, overlap=2, batch_size=3) for im in images]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda im: predict_tiled(_numpy_sr, im, scale=2, tile=16, overlap=2, batch_size=3), images))
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_uint16_zyx_stack_shape(gray_model):
+    stack = np.random.default_rng(4).integers(0, 65535, size=(5, 200, 300)).astype(np.uint16)
+    out = upscale(stack, gray_model)
+    assert out.dtype == np.uint16 and out.shape == (5, 400, 600)
+    assert np.abs(out[3].astype(int) - upscale(stack[3], gray_model)).max() <= 1
