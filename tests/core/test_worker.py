@@ -180,6 +180,18 @@ def test_worker_errors_come_back_as_one_line_user_errors(client, assets, tmp_pat
     assert client.pid == pid  # errors do not cost the warm worker
 
 
+def test_a_changed_model_file_is_reloaded(client, assets, tmp_path):
+    import shutil
+
+    gray = np.load(assets / "gray.npy")
+    model = tmp_path / "mine.keras"
+    shutil.copy(assets / "gray.keras", model)
+    np.testing.assert_array_equal(client.upscale(gray, model, tile=24), np.load(assets / "gray_ref.npy"))
+    shutil.copy(assets / "nearest.keras", tmp_path / "new.keras")
+    os.replace(tmp_path / "new.keras", model)  # retrained and saved under the same name
+    np.testing.assert_array_equal(client.upscale(gray, model), gray.repeat(2, 0).repeat(2, 1))
+
+
 def test_model_info_without_and_with_the_worker(client, assets):
     fresh = WorkerClient()
     info = fresh.model_info(assets / "gray.keras")  # has a description: read from the file, no worker
@@ -188,6 +200,7 @@ def test_model_info_without_and_with_the_worker(client, assets):
     assert fresh.pid is None
     info = client.model_info(str(assets / "plain.keras"))  # none: probed in the worker
     assert (info["name"], info["scale"], info["channels"]) == ("plain", 3, 1)
+    assert client.upscale(np.zeros((10, 12), np.uint8), assets / "plain.keras").shape == (30, 36)
     with pytest.raises(ModelError):
         client.model_info("no-such-model")
 

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -46,6 +47,9 @@ class WorkerClient:
         self._device: str | None = None
         self._stopping = None  # the process shutdown() is stopping, so its running job reports Cancelled
         self._devices: list[str] | None = None
+        # the last upscale: output shape, dtype, model, scale, engine_seconds (in the worker), seconds (in all)
+        self.last_run: dict = {}
+        self._descriptions: dict = {}
 
     # ------------------------------------------------------------------------------------------ life cycle
 
@@ -255,27 +259,33 @@ class WorkerClient:
             axes=axes, tile=tile, overlap=overlap, tta=bool(tta), channel_mode=channel_mode,
             normalization=normalization,
         )
+        path, desc = self._described(model)
+        out_shape = _output_shape(data.shape, desc, axes)
         blocks: list[Block] = []
+        t0 = time.perf_counter()
         try:
             block = Block.create(data.shape, data.dtype)
             blocks.append(block)
             view = block.array()
             view[...] = data
             del view
+            job = {"input": block.desc, "model": str(path), "options": options, "output": None}
+            if out_shape is not None:  # the usual case: one round trip, the worker writes straight into it
+                blocks.append(Block.create(out_shape, data.dtype))
+                job["output"] = blocks[-1].desc
 
-            def need_block(shape, dtype):
+            def need_block(shape, dtype):  # the scale is known only after loading (a model without description)
                 out = Block.create(shape, dtype)
                 blocks.append(out)
                 return out.desc
 
             info = self._call(
-                "upscale",
-                {"input": blocks[0].desc, "model": model_spec(model), "options": options},
-                device=device, progress=progress, need_block=need_block, cancel=cancel,
+                "upscale", job, device=device, progress=progress, need_block=need_block, cancel=cancel,
             )
             out = blocks[-1]
             if len(blocks) < 2 or tuple(out.desc["shape"]) != tuple(info["shape"]):
                 raise RuntimeError("the model worker returned no output")
+            self.last_run = {**info, "seconds": time.perf_counter() - t0}
             view = out.array()
             result = view.copy()
             del view
@@ -301,13 +311,8 @@ class WorkerClient:
     def model_info(self, model) -> dict:
         """``{name, path, scale, channels, description}``; read from the file when it has a description (no
         worker needed), else probed by loading the model in the worker."""
-        spec = model_spec(model)
-        from ..models.catalog import resolve_model
-        from ..models.description import read_description
-
-        path = resolve_model(spec)
-        desc = read_description(path)
-        if desc and desc.get("scale") and desc.get("channels"):
+        path, desc = self._described(model)
+        if desc is not None:
             return {
                 "name": desc.get("name") or path.stem,
                 "path": str(path),
@@ -316,6 +321,21 @@ class WorkerClient:
                 "description": dict(desc),
             }
         return self._call("model_info", {"model": str(path)})
+
+    def _described(self, model) -> tuple:
+        """``(absolute path, description or None)``; the description only if it gives scale and channels.
+        Cached while the file is unchanged. ModelError (here, not in the worker) for an unknown model."""
+        from ..models.catalog import resolve_model
+        from ..models.description import read_description
+
+        path = Path(resolve_model(model_spec(model))).absolute()
+        st = path.stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if key not in self._descriptions:
+            desc = read_description(path)
+            ok = bool(desc and desc.get("scale") and desc.get("channels"))
+            self._descriptions = {key: desc if ok else None}  # one entry: the model in use
+        return path, self._descriptions[key]
 
     def devices(self) -> list[str]:
         """Devices the worker can use, e.g. ``["CPU", "GPU:0"]`` (asked once, from a worker that sees all)."""
@@ -343,6 +363,18 @@ def _main_module_hidden():
         if main is not None:
             main.__dict__.pop("__spec__", None)
             main.__dict__.update(saved)
+
+
+def _output_shape(shape, desc, axes):
+    """The engine's output shape when the model's description gives its scale (else None: ask the worker)."""
+    if desc is None:
+        return None
+    from ..engine.axes import output_shape  # NumPy only
+
+    try:
+        return output_shape(shape, int(desc["scale"]), axes)
+    except Exception:  # bad axes: the worker reports it with the engine's own message
+        return None
 
 
 def model_spec(model) -> str:

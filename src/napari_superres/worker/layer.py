@@ -209,9 +209,8 @@ def _shared_normalizer(data, ax: str, info: dict, normalization):
     if not isinstance(data, np.ndarray) and lead:
         axis = max(lead, key=lambda i: data.shape[i])
         picks = np.unique(np.linspace(0, data.shape[axis] - 1, NORMALIZER_SAMPLE_SLICES).round().astype(int))
-        index = [slice(None)] * data.ndim
-        index[axis] = picks
-        sample = _read(data, tuple(index))
+        before = (slice(None),) * axis
+        sample = np.stack([_read(data, before + (int(i),)) for i in picks], axis=axis)
     return fit_normalizer(np.asarray(sample), spec, channel_axis=chan)
 
 

@@ -149,7 +149,7 @@ class Server:
     def op_ping(self):
         return {"pid": os.getpid(), "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
-    def op_upscale(self, input, model, options):
+    def op_upscale(self, input, model, options, output=None):
         from ..engine.api import upscale
 
         block = Block(input)
@@ -160,12 +160,15 @@ class Server:
             m = self.model(model)
             if self.poll_cancel():  # pressed while the model was loading
                 raise Cancelled("upscaling cancelled")
+            t0 = time.perf_counter()
             out = np.asarray(
                 upscale(data, m, progress=self.progress, cancel=self.poll_cancel, **options)
             )
+            seconds = time.perf_counter() - t0
             if self.poll_cancel():
                 raise Cancelled("upscaling cancelled")
-            desc = self.request_block(out.shape, out.dtype)
+            fits = output is not None and tuple(output["shape"]) == out.shape and output["dtype"] == out.dtype.str
+            desc = output if fits else self.request_block(out.shape, out.dtype)
             if desc is None or self.cancelled:
                 raise Cancelled("upscaling cancelled")
             out_block = Block(desc)
@@ -175,7 +178,8 @@ class Server:
                 del view
             finally:
                 out_block.release(unlink=False)
-            return {"shape": out.shape, "dtype": out.dtype.str, "model": m.name, "scale": int(m.scale)}
+            return {"shape": out.shape, "dtype": out.dtype.str, "model": m.name, "scale": int(m.scale),
+                    "engine_seconds": seconds}
         finally:
             data = out = None
             block.release(unlink=False)
