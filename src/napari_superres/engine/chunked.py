@@ -217,7 +217,8 @@ def _open_tiff(path):
         shape, dtype = tuple(int(n) for n in series.shape), np.dtype(series.dtype)
         offset = series.dataoffset
         native = dtype.byteorder in ("=", "|") or dtype.byteorder == {"little": "<", "big": ">"}[sys.byteorder]
-        if offset is not None and native:
+        complete = offset is not None and offset + int(np.prod(shape)) * dtype.itemsize <= os.path.getsize(path)
+        if offset is not None and native and complete:  # a truncated file is read through tifffile (errors, no crash)
             return Source(str(path), "tiff-mmap", shape, dtype.newbyteorder("=").str, offset=int(offset)), meta
         return Source(str(path), "tiff", shape, dtype.str), meta
 
@@ -366,12 +367,29 @@ class TiffOutput:
         return self.offset
 
     def write(self, index, block):
-        mm = np.memmap(self.path, self.dtype, "r+", offset=self._offset(), shape=self.shape)
+        """Plain positioned writes, synced: a full disk is an error (a memory map would crash on it)."""
+        block = np.ascontiguousarray(block, self.dtype)
+        starts = [sl.start or 0 for sl in index]
+        # axes after `k` are written whole, so each run along axis k (and everything after it) is contiguous
+        k = len(self.shape) - 1
+        while k > 0 and block.shape[k] == self.shape[k]:
+            k -= 1
+        strides = np.cumprod((1,) + self.shape[::-1])[::-1][1:]  # elements per step along each axis
+        offset = self._offset()
+        itemsize = self.dtype.itemsize
+        fd = os.open(self.path, os.O_WRONLY)
         try:
-            mm[index] = block
-            mm.flush()  # on disk before the block is marked done
+            for lead in np.ndindex(*block.shape[:k]):
+                run = block[lead].reshape(-1)
+                pos = sum((starts[i] + lead[i]) * int(strides[i]) for i in range(k)) + starts[k] * int(strides[k])
+                view = memoryview(run).cast("B")
+                at = offset + pos * itemsize
+                while view:
+                    n = os.pwrite(fd, view, at)
+                    view, at = view[n:], at + n
+            os.fsync(fd)  # on disk before the block is marked done
         finally:
-            del mm
+            os.close(fd)
 
     def finish(self):
         pass
@@ -392,7 +410,10 @@ class Block:
 def plan_blocks(job: BlockJob, chunk: int):
     """The blocks of a job: Y/X aligned to window cores, about ``chunk`` pixels each; slices grouped along the
     innermost slice axis so a block holds about chunk x chunk input pixels."""
-    yb, xb, _, _ = plan_chunks(job, tuple((chunk,) if a in "YX" else (n,) for a, n in zip(job.axes, job.shape)))
+    if job.plan.alpha:  # alpha is resized by bicubic interpolation of whole planes
+        yb, xb = [0, job.height], [0, job.width]
+    else:
+        yb, xb, _, _ = plan_chunks(job, tuple((chunk,) if a in "YX" else (n,) for a, n in zip(job.axes, job.shape)))
     layout = make_layout(job.shape, job.axes)
     slice_axes = [i for i, a in enumerate(job.axes) if i not in (job.y_axis, job.x_axis, layout.channel_axis)]
     per = max(1, (chunk * chunk) // max(1, max(np.diff(yb)) * max(np.diff(xb))))

@@ -128,6 +128,8 @@ def order_statistics(data, ranks: Sequence[int], channel_axis: Optional[int] = N
 
     if not isinstance(data, da.Array):
         data = da.from_array(np.asarray(data), chunks=-1)
+    if channel_axis is not None:
+        data = data.rechunk({channel_axis: -1})  # per-block summaries hold every channel
     dtype = np.dtype(data.dtype)
     channels = 1 if channel_axis is None else int(data.shape[channel_axis])
     ranks = [int(r) for r in ranks]
