@@ -1,0 +1,219 @@
+"""Write the model cards (``models/weights/<name>.md``) and ``docs/models.md`` from the shipped models' own
+descriptions and the figures of a benchmark run.
+
+    .venv/bin/napari-superres bench -o bench/results/cpu.json     # full run, a few minutes
+    .venv/bin/python bench/make_cards.py [--results bench/results/cpu.json]
+
+Validation scores, training data and budget come from each ``.keras`` file's description (written by
+``scripts/train_zoo.py``); speed, efficiency and the options' effect from the benchmark figures. Run it again
+whenever the weights change: ``tests/core/test_shipped_models.py`` checks that every card quotes its model's
+own scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from napari_superres.benchmark import HELD_OUT  # noqa: E402  (no Keras import)
+from napari_superres.models.catalog import DEFAULT_MODEL, list_models  # noqa: E402
+from napari_superres.models.registry import ARCHITECTURES  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "cpu.json"
+TABLE = REPO / "docs" / "models.md"
+
+
+def architecture_text(desc: dict) -> str:
+    arch, scale, opts = desc.get("architecture"), desc["scale"], desc.get("options") or {}
+    stages = "two x2 sub-pixel stages" if scale == 4 else f"one x{scale} sub-pixel stage"
+    if arch == "edsr":
+        blocks, feats = opts.get("n_blocks", 16), opts.get("n_feats", 64)
+        return (f"EDSR (Lim et al. 2017) with {blocks} residual blocks of {feats} features (EDSR-baseline has 16 "
+                f"of 64), no batch norm, a long skip over the body, {stages} (convolution + pixel shuffle), and a "
+                "global bicubic skip: the network adds the detail that bicubic interpolation misses.")
+    if arch == "espcn":
+        feats = opts.get("n_feats", 64)
+        return (f"ESPCN (Shi et al. 2016): three convolutions in low resolution (5x5 with {feats} features, 3x3 "
+                f"with {feats // 2}, tanh; then 3x3 to {3 * scale * scale} channels), a x{scale} pixel shuffle, "
+                "and a global bicubic skip. Every convolution runs on the small input: the fast model.")
+    spec = ARCHITECTURES.get(arch)
+    return spec.summary if spec else str(arch)
+
+
+def _find(rows, name, **match):
+    for row in rows or []:
+        if row.get("model") == name and all(row.get(k) == v for k, v in match.items()):
+            return row
+    return None
+
+
+def machine_text(results: dict) -> str:
+    m = results["machine"]
+    tf = f" + TensorFlow {m['tensorflow']}" if "tensorflow" in m else ""
+    return (f"{m['cpu']}, {m['cores']} cores ({m['isa']}), Keras {m['keras']}{tf}, "
+            f"oneDNN {'on' if m.get('onednn', True) else 'off'}")
+
+
+def card(info, results: dict) -> str:
+    desc, name = info.description, info.name
+    val, train = desc["validation"], desc.get("training") or {}
+    scale = desc["scale"]
+    speed = _find(results.get("speed"), name)
+    size_mb = info.path.stat().st_size / 1e6
+    lines = [
+        f"# {name}",
+        "",
+        f"x{scale} super-resolution of RGB photographs, shipped with napari-superres"
+        + (" (the default model)." if name == DEFAULT_MODEL else "."),
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Architecture | `{desc.get('architecture')}` {json.dumps(desc.get('options') or {})}: "
+        f"{architecture_text(desc)} |",
+        f"| Parameters | {desc['parameters']:,} (float32; the file is {size_mb:.2f} MB) |",
+        f"| Input | {desc['channels']} channels (RGB; gray images are fed as three equal channels), any size; values "
+        f"scaled by the data type's range to [0, 1] |",
+        f"| Output | x{scale} height and width, the input's data type |",
+        f"| Tiling | exact: tiles read {desc.get('overlap')} LR pixels of context (the receptive-field radius), "
+        f"so tiled and whole-image results agree |",
+        "",
+        "## Training",
+        "",
+        f"- Data: {train.get('data', 'not stated')}.",
+        f"- Budget: {train.get('steps', '?'):,} steps of {train.get('batch', '?')} random "
+        f"{train.get('lr_patch', '?')}x{train.get('lr_patch', '?')} LR patches (flips and rotations), "
+        f"{train.get('minutes', '?')} minutes on a {train.get('machine', '?')}, {train.get('loss', '?')} loss, Adam, "
+        f"{train.get('precision', 'float32')} compute with float32 weights"
+        + (f"; started from the body of `{train['warm_start']}`" if train.get("warm_start") else "") + ".",
+        f"- Reproduce: `python3 ../shared/data/make_corpus.py && .venv/bin/python scripts/train_zoo.py --only {name}`.",
+        "",
+        "## Validation",
+        "",
+        f"{val.get('images', 'held-out images')} ({', '.join(HELD_OUT)}), never used in training. LR made by "
+        f"antialiased bicubic downscaling (MATLAB `imresize` convention); {val.get('metric', 'PSNR/SSIM on Y')}.",
+        "",
+        "| method | PSNR-Y (dB) | SSIM-Y |",
+        "|---|---:|---:|",
+        f"| **{name}** | **{val['psnr']:.2f}** | **{val['ssim']:.4f}** |",
+        f"| bicubic | {val['bicubic_psnr']:.2f} | {val['bicubic_ssim']:.4f} |",
+        f"| Lanczos | {val['lanczos_psnr']:.2f} | {val['lanczos_ssim']:.4f} |",
+        "",
+        f"Gain: {val['psnr'] - val['bicubic_psnr']:+.2f} dB over bicubic, {val['psnr'] - val['lanczos_psnr']:+.2f} dB "
+        "over Lanczos.",
+        "",
+        "## Speed",
+        "",
+    ]
+    if speed:
+        lines += [
+            f"On {machine_text(results)}, measured by `napari-superres bench` "
+            f"(a {speed['input']} input, batch 1, median of {results['config']['repeats']} calls after warm-up): "
+            f"**{speed['mp_per_s']:.2f} output MP/s** ({speed['ms']:.0f} ms), {speed['macs'] / 1e9:.1f} GMAC per call, "
+            f"{speed['gmac_per_s']:.1f} GMAC/s = efficiency {speed['efficiency']:.2f} of the machine's float32 matrix "
+            f"product ({results['matmul']['float32_gmac_per_s']:.1f} GMAC/s measured in the same run).",
+        ]
+        options = [o for o in results.get("options") or [] if o["model"] == name and "error" not in o]
+        if options:
+            lines += ["", "| option | MP/s | speed-up | max change (grey levels) |", "|---|---:|---:|---:|"]
+            lines += [f"| {o['option']} | {o['mp_per_s']:.2f} | x{o['speedup']:.2f} | {o['max_abs_diff']} |"
+                      for o in options]
+    else:
+        lines.append("Not measured yet: run `napari-superres bench` and `bench/make_cards.py`.")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```",
+        f"napari-superres upscale photo.png -m {name} -o photo_x{scale}.png",
+        "```",
+        "",
+        f"In Python: `napari_superres.upscale(image, \"{name}\")`; in napari: the Upscale widget, model `{name}`.",
+        "",
+        "## Limits",
+        "",
+        "Trained on clean photographs degraded by bicubic downscaling only: it sharpens what bicubic blurs, but "
+        "does not remove noise, blur or compression artefacts, and it invents no detail beyond what the training "
+        "photos taught it. Microscopy, medical and remote-sensing images differ from photographs: validate on your "
+        "own data (`napari-superres evaluate -m "
+        f"{name} HR_DIR`) or train a model on it (`napari-superres train`) before measuring on the output.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def table(infos, results: dict) -> str:
+    lines = [
+        "# Shipped models",
+        "",
+        "Every model is trained by this project (`scripts/train_zoo.py`) on real photographs and validated on "
+        f"photos it never saw ({', '.join(HELD_OUT)}): PSNR/SSIM on the Y channel (BT.601), border crop = scale, "
+        "LR by antialiased bicubic downscaling, next to bicubic and Lanczos upscaling of the same LR images. "
+        f"Speed: output megapixels per second on {machine_text(results)}, "
+        f"{results['speed'][0]['input'] if results.get('speed') else ''} input; efficiency = the model's "
+        "multiply-accumulates per second over the same machine's float32 matrix-product rate "
+        f"({results['matmul']['float32_gmac_per_s']:.1f} GMAC/s in that run). Figures: `napari-superres bench`; "
+        "each model's card has the details.",
+        "",
+        "| model | architecture | scale | parameters | PSNR-Y | SSIM-Y | bicubic | Lanczos | vs Lanczos | MP/s | "
+        "efficiency |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for info in infos:
+        d, v = info.description, info.description["validation"]
+        s = _find(results.get("speed"), info.name)
+        default = " (default)" if info.name == DEFAULT_MODEL else ""
+        lines.append(
+            f"| [{info.name}](../src/napari_superres/models/weights/{info.name}.md){default} | {d['architecture']} | "
+            f"x{d['scale']} | {d['parameters']:,} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['bicubic_psnr']:.2f} | "
+            f"{v['lanczos_psnr']:.2f} | {v['psnr'] - v['lanczos_psnr']:+.2f} | "
+            + (f"{s['mp_per_s']:.2f} | {s['efficiency']:.2f} |" if s else "- | - |")
+        )
+    lines += [
+        "",
+        "Reproduce: `python3 ../shared/data/make_corpus.py && .venv/bin/python scripts/train_zoo.py` (weights), "
+        "`.venv/bin/napari-superres bench -o bench/results/cpu.json` (figures), "
+        "`.venv/bin/python bench/make_cards.py` (cards and this table).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--results", type=Path, default=RESULTS, help="figures of `napari-superres bench -o FILE`")
+    args = p.parse_args(argv)
+    results = json.loads(args.results.read_text())
+    infos = sorted((m for m in list_models() if m.source == "shipped"),
+                   key=lambda m: (m.description.get("scale", 0), m.description.get("parameters", 0)))
+    missing = [m.name for m in infos if not (m.description.get("validation") or {}).get("psnr")]
+    if missing:
+        sys.exit(f"no validation scores in {', '.join(missing)}: train them with scripts/train_zoo.py first")
+    for info in infos:
+        path = info.path.with_suffix(".md")
+        write_atomic(path, card(info, results))
+        print(f"wrote {path.relative_to(REPO)}")
+    TABLE.parent.mkdir(exist_ok=True)
+    write_atomic(TABLE, table(infos, results))
+    print(f"wrote {TABLE.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
