@@ -65,6 +65,10 @@ _BUILD = textwrap.dedent(
     np.save(f"{out}/rgb_ref.npy", upscale(rgb, f"{out}/rgb.keras"))
     np.save(f"{out}/stack_ref.npy", upscale(stack, f"{out}/gray.keras", axes="ZYX"))
     np.save(f"{out}/micro_ref.npy", upscale(micro, f"{out}/micro.keras", axes="ZYX"))
+    from napari_superres.engine.anisotropic import upscale_z
+    from napari_superres.models.loading import load_model
+    m = load_model(f"{out}/gray.keras")
+    np.save(f"{out}/stack_z_ref.npy", upscale(upscale_z(stack, m, axes="ZYX"), m, axes="ZYX"))
     """
 )
 
@@ -311,15 +315,19 @@ def test_upscale_layer_percentile_model_shares_statistics_across_calls(client, a
 
 def test_upscale_layer_z_for_anisotropic_stacks(client, assets):
     stack = np.load(assets / "stack.npy")
-    layer = FakeImage(stack, name="aniso", scale=(4.0, 1.0, 1.0), translate=(5.0, 0.0, 0.0))
-    data, kwargs, _ = upscale_layer(layer, assets / "nearest.keras", upscale_z=True, client=client)
-    assert data.shape == (10, 64, 80) and data.dtype == np.float32
-    # nearest-neighbour upscaling in Z, Y and X: each voxel becomes a 2x2x2 block of its value
-    np.testing.assert_array_equal(data, stack.repeat(2, 0).repeat(2, 1).repeat(2, 2))
-    assert kwargs["scale"] == (2.0, 0.5, 0.5) and kwargs["translate"] == (4.0, -0.25, -0.25)
+    layer = FakeImage(np.stack([stack, stack[::-1]]), name="aniso", scale=(1.0, 4.0, 1.0, 1.0),
+                      translate=(0.0, 5.0, 0.0, 0.0))  # T, Z, Y, X
+    events = []
+    data, kwargs, _ = upscale_layer(layer, assets / "gray.keras", upscale_z=True, client=client,
+                                    progress=lambda d, t: events.append((d, t)))
+    assert data.shape == (2, 10, 64, 80) and data.dtype == np.float32
+    # each time point as the engine does it in one process: Z (model on the XZ and YZ planes), then Y and X
+    ref = np.load(assets / "stack_z_ref.npy")
+    np.testing.assert_allclose(data[0], ref, atol=1e-5)
+    assert not np.allclose(data[1], ref, atol=1e-3)
+    assert kwargs["scale"] == (1.0, 2.0, 0.5, 0.5) and kwargs["translate"] == (0.0, 4.0, -0.25, -0.25)
     assert kwargs["metadata"]["napari_superres"]["upscaled_axes"] == "ZYX"
-    data, _, _ = upscale_layer(layer, assets / "gray.keras", upscale_z=True, client=client)
-    assert data.shape == (10, 64, 80)
+    assert events[-1] == (20, 20)  # Y-X slices after Z upscaling, both time points
     with pytest.raises(InputError, match="no Z axis"):
         upscale_layer(FakeImage(stack[0]), assets / "gray.keras", upscale_z=True, client=client)
 

@@ -242,10 +242,13 @@ class WorkerClient:
         device="auto",
         channel_mode="auto",
         normalization=None,
+        upscale_z=False,
         progress=None,
         cancel=None,
     ) -> np.ndarray:
         """Upscale an array in the worker (see ``napari_superres.upscale``); returns a NumPy array of its dtype.
+
+        ``upscale_z``: also upscale the Z axis (anisotropic stacks), first, with the engine's anisotropic method.
 
         ``progress(done, total)`` is called from this thread; ``cancel`` is a ``threading.Event`` or a callable
         returning True to stop (raises :class:`Cancelled`).
@@ -257,10 +260,10 @@ class WorkerClient:
             raise InputError(f"cannot upscale data of type {data.dtype}: use integer or floating-point images")
         options = dict(
             axes=axes, tile=tile, overlap=overlap, tta=bool(tta), channel_mode=channel_mode,
-            normalization=normalization,
+            normalization=normalization, upscale_z=bool(upscale_z),
         )
         path, desc = self._described(model)
-        out_shape = _output_shape(data.shape, desc, axes)
+        out_shape = _output_shape(data.shape, desc, axes, "ZYX" if upscale_z else "YX")
         blocks: list[Block] = []
         t0 = time.perf_counter()
         try:
@@ -365,16 +368,17 @@ def _main_module_hidden():
             main.__dict__.update(saved)
 
 
-def _output_shape(shape, desc, axes):
+def _output_shape(shape, desc, axes, upscaled: str):
     """The engine's output shape when the model's description gives its scale (else None: ask the worker)."""
     if desc is None:
         return None
-    from ..engine.axes import output_shape  # NumPy only
+    from ..engine.axes import resolve_axes  # NumPy only
 
     try:
-        return output_shape(shape, int(desc["scale"]), axes)
+        ax = resolve_axes(axes, shape)
     except Exception:  # bad axes: the worker reports it with the engine's own message
         return None
+    return tuple(int(n) * int(desc["scale"]) if a in upscaled else int(n) for a, n in zip(ax, shape))
 
 
 def model_spec(model) -> str:

@@ -66,12 +66,11 @@ def upscale_layer(
     scale = int(info["scale"])
     up = "ZYX" if upscale_z else "YX"
     out_shape = tuple(n * scale if a in up else n for a, n in zip(ax, data.shape))
-    extra = int(np.prod(data.shape, dtype=np.int64)) * data.dtype.itemsize * scale if upscale_z else 0
-    _check_memory(name, out_shape, data.dtype, extra)
+    _check_memory(name, out_shape, data.dtype)
 
     norm = _shared_normalizer(data, ax, info, normalization)
     options = dict(tile=tile, tta=tta, device=device, channel_mode=channel_mode, normalization=norm)
-    run = _Runner(client, info.get("path") or model, options, progress, cancel)
+    run = _Runner(client, info.get("path") or model, scale, options, progress, cancel)
     out = np.empty(out_shape, dtype=data.dtype)
     if upscale_z:
         _upscale_volumes(run, data, ax, out, scale)
@@ -118,11 +117,12 @@ def _layer_axes(data, rgb: bool, axes: str | None) -> str:
     return _LEADING[lead] + "YX" + ("C" if rgb else "")
 
 
-def _check_memory(name: str, shape, dtype, extra: int = 0) -> None:
-    """Refuse (before any work) an output that cannot fit in the memory available now."""
+def _check_memory(name: str, shape, dtype) -> None:
+    """Refuse (before any work) an output that cannot fit in the memory available now (the worker's buffers
+    for one call come out of MEMORY_RESERVE)."""
     import psutil
 
-    need = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize + extra
+    need = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
     free = psutil.virtual_memory().available
     if need + MEMORY_RESERVE > free:
         raise InputError(
@@ -230,26 +230,17 @@ def _upscale_slices(run: "_Runner", data, ax: str, out: np.ndarray) -> None:
 
 
 def _upscale_volumes(run: "_Runner", data, ax: str, out: np.ndarray, scale: int) -> None:
-    """Z, Y and X, volume by volume (leading T axes carried outside the worker).
-
-    Z first, on the Z-X planes (one per Y): the model upscales Z and X, X is averaged back to its size; then the
-    Y-X pass runs on s times more slices. That costs about (1 + s) times a Y-X pass, not (1 + s^2)."""
-    outer = ax.index("Z")
-    inner = ax[outer:]
-    if set(ax[:outer]) - set("T") or inner not in ("ZYX", "ZYXC", "ZYXS"):
-        raise InputError(f"upscaling Z needs the axes to end in ZYX (or ZYXC for colour), not {ax}")
-    z, y = data.shape[outer], data.shape[outer + 1]
-    volumes = math.prod(data.shape[:outer])
-    run.plan(volumes * (y + z * scale))
+    """Z, Y and X: one call per volume (leading T axes carried outside the worker); the worker upscales Z
+    first with the engine's anisotropic method (the model on the XZ and YZ planes), then Y and X."""
+    outer = 0
+    while ax[outer] == "T":
+        outer += 1
+    run.plan(math.prod(data.shape[:outer]) * data.shape[ax.index("Z")] * scale)
     for index in np.ndindex(*data.shape[:outer]):
-        volume = _read(data, index)  # Z, Y, X[, C]
-        planes = volume.swapaxes(0, 1)  # Y planes of Z x X[, C]: Z plays the model's Y
-        zx = np.empty((y, z * scale) + volume.shape[2:], volume.dtype)
-        _run_stack(run, planes, (), inner, zx, post=lambda a: _block_mean(a, 2, scale))
-        _run_stack(run, zx.swapaxes(0, 1), (), inner, out[index])
+        out[index] = run(_read(data, index), ax[outer:], upscale_z=True)
 
 
-def _run_stack(run: "_Runner", data, prefix: tuple, ax: str, dst: np.ndarray, post=None) -> None:
+def _run_stack(run: "_Runner", data, prefix: tuple, ax: str, dst: np.ndarray) -> None:
     """``data[prefix]`` (axes ``ax``, slices first) through the worker in calls of about CALL_OUTPUT_BYTES of
     output, into ``dst``; Dask chunks along the slice axis are never split (each is computed once)."""
     n = dst.shape[0]
@@ -268,22 +259,12 @@ def _run_stack(run: "_Runner", data, prefix: tuple, ax: str, dst: np.ndarray, po
         for lo in range(0, b - a, step):
             part = chunk[lo : lo + step]
             result = run(np.ascontiguousarray(part), ax)
-            dst[a + lo : a + lo + len(part)] = result if post is None else post(result)
+            dst[a + lo : a + lo + len(part)] = result
 
 
 def _images(shape, ax: str) -> int:
     """2D images in an array: the progress unit for stacks."""
     return max(1, math.prod(s for s, a in zip(shape, ax) if a not in "YXCS"))
-
-
-def _block_mean(a: np.ndarray, axis: int, f: int) -> np.ndarray:
-    """Average blocks of ``f`` along ``axis``, keeping the dtype (integers rounded and clipped)."""
-    shape = a.shape[:axis] + (a.shape[axis] // f, f) + a.shape[axis + 1 :]
-    m = a.reshape(shape).mean(axis=axis + 1, dtype=np.float64)
-    if a.dtype.kind in "iu":
-        info = np.iinfo(a.dtype)
-        m = np.clip(np.rint(m), info.min, info.max)
-    return m.astype(a.dtype)
 
 
 def _read(data, index: tuple) -> np.ndarray:
@@ -296,8 +277,8 @@ def _read(data, index: tuple) -> np.ndarray:
 class _Runner:
     """Worker calls for one layer, with progress summed over the calls and cancel checked between them."""
 
-    def __init__(self, client, model, options, progress, cancel):
-        self.client, self.model, self.options = client, model, options
+    def __init__(self, client, model, scale, options, progress, cancel):
+        self.client, self.model, self.scale, self.options = client, model, scale, options
         self.progress, self.cancel = progress, _cancel_fn(cancel)
         self.total = 0
         self.done = 0
@@ -305,14 +286,14 @@ class _Runner:
     def plan(self, images: int) -> None:
         self.total += images
 
-    def __call__(self, array: np.ndarray, axes: str) -> np.ndarray:
+    def __call__(self, array: np.ndarray, axes: str, upscale_z: bool = False) -> np.ndarray:
         if self.cancel():
             raise Cancelled("upscaling cancelled")
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise InputError(
                 "the layer contains NaN or infinite values; replace them (e.g. numpy.nan_to_num) before upscaling"
             )
-        images = _images(array.shape, axes)
+        images = _images(array.shape, axes) * (self.scale if upscale_z else 1)
 
         def relay(done, total):
             if self.progress is None:
@@ -322,7 +303,9 @@ class _Runner:
             else:  # a stack: report slices
                 self.progress(min(self.done + images * done // max(total, 1), self.total), self.total)
 
-        out = self.client.upscale(array, self.model, axes=axes, progress=relay, cancel=self.cancel, **self.options)
+        out = self.client.upscale(
+            array, self.model, axes=axes, upscale_z=upscale_z, progress=relay, cancel=self.cancel, **self.options
+        )
         self.done += images
         return out
 
