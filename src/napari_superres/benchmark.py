@@ -32,7 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -299,31 +299,39 @@ def _clone_mixed(model):
 # ------------------------------------------------------------------------------------------------ timing
 
 
-def time_call(fn: Callable, *, warmup: int = 2, repeats: int = 5) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
+def time_calls(fns: dict, *, warmup: int = 2, repeats: int = 5) -> dict:
+    """Median wall-clock seconds of each ``fns[key]()`` over ``repeats`` calls after ``warmup`` calls. The
+    calls are interleaved (a, b, a, b, ...) so that all figures share the same moments of a shared machine's
+    load: their ratios (efficiency, speed-up) are steadier than the absolute times."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {key: [] for key in fns}
     for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - t0)
+    return {key: statistics.median(t) for key, t in times.items()}
 
 
-def matmul_rate(n: int = 2048, precision: str = "float32", repeats: int = 5) -> float:
-    """Multiply-accumulates per second of an n x n by n x n matrix product in the Keras backend (median of
-    ``repeats`` after warm-up): the practical peak the model's convolutions are compared against."""
-    from keras import ops
+class Matmul:
+    """An n x n by n x n matrix product in the Keras backend, ``precision`` float32 or bfloat16: the
+    practical peak the model's convolutions are compared against. ``macs`` per call: n**3."""
 
-    rng = np.random.default_rng(0)
-    a = ops.cast(ops.convert_to_tensor(rng.standard_normal((n, n), dtype=np.float32)), precision)
-    b = ops.cast(ops.convert_to_tensor(rng.standard_normal((n, n), dtype=np.float32)), precision)
+    def __init__(self, n: int = 2048, precision: str = "float32"):
+        from keras import ops
 
-    def run():  # reading one element back waits for the product on asynchronous backends
-        return ops.convert_to_numpy(ops.matmul(a, b)[:1, :1])
+        rng = np.random.default_rng(0)
+        self.a, self.b = (ops.cast(ops.convert_to_tensor(rng.standard_normal((n, n), dtype=np.float32)), precision)
+                          for _ in range(2))
+        self.n, self.macs = n, n**3
 
-    return n**3 / time_call(run, warmup=2, repeats=repeats)
+    def __call__(self):
+        from keras import ops
+
+        # reading one element back waits for the product on asynchronous backends
+        return ops.convert_to_numpy(ops.matmul(self.a, self.b)[:1, :1])
 
 
 class PeakRSS:
@@ -442,25 +450,27 @@ def _to_uint8(batch_out: np.ndarray) -> np.ndarray:
     return y[..., 0] if y.shape[-1] == 1 else y
 
 
-def speed_row(srm, size: int, repeats: int, peak_macs: float) -> dict:
-    """Output megapixels/s and efficiency of one model (any variant) on the fixed input."""
+def speed_row(srm, size: int, repeats: int, matmul: Matmul) -> dict:
+    """Output megapixels/s and efficiency of one model (any variant) on the fixed input; the model's calls
+    alternate with the matmul's, so that both see the same load."""
     _, x = _speed_input(srm, size)
-    seconds = time_call(lambda: srm.predict(x), warmup=2, repeats=repeats)
-    out_mp = (size * srm.scale) ** 2 / 1e6
+    t = time_calls({"model": lambda: srm.predict(x), "matmul": matmul}, warmup=2, repeats=repeats)
+    seconds, out_mp = t["model"], (size * srm.scale) ** 2 / 1e6
     macs = count_macs(srm.keras_model, size, size)
     return {
         "model": srm.name, "scale": srm.scale, "parameters": int(srm.keras_model.count_params()),
         "input": f"{size}x{size}", "macs": macs, "ms": seconds * 1e3, "mp_per_s": out_mp / seconds,
-        "gmac_per_s": macs / seconds / 1e9, "efficiency": macs / seconds / peak_macs,
+        "gmac_per_s": macs / seconds / 1e9, "matmul_gmac_per_s": matmul.macs / t["matmul"] / 1e9,
+        "efficiency": (macs / seconds) / (matmul.macs / t["matmul"]),
     }
 
 
-def speed_section(models, config: BenchConfig, peak_macs: float) -> list:
+def speed_section(models, config: BenchConfig, matmul: Matmul) -> list:
     rows = []
     for srm in models:
         log(f"speed: {srm.name} ({config.precision}{', XLA' if config.jit else ''})")
         variant = with_options(srm, config.precision, config.jit)
-        rows.append(speed_row(variant, config.size, config.repeats, peak_macs))
+        rows.append(speed_row(variant, config.size, config.repeats, matmul))
     return rows
 
 
@@ -478,13 +488,15 @@ def tiling_section(srm, config: BenchConfig) -> dict:
         lr = np.clip(np.rint(rgb_to_y(lr)), 0, 255).astype(np.uint8)
     log(f"tiling: {srm.name} on {side}x{side}, tile {tile} against whole image")
     result = {"model": srm.name, "scale": srm.scale, "input": f"{side}x{side}", "tile": tile}
-    outputs = {}
+    outputs, calls = {}, {}
     for mode, t in (("tiled", tile), ("whole", 0)):
+        calls[mode] = lambda t=t: upscale(lr, srm, tile=t)
         with PeakRSS() as mem:  # the first call: traces the model for this shape and allocates its buffers
-            outputs[mode] = upscale(lr, srm, tile=t)
-        seconds = time_call(lambda: upscale(lr, srm, tile=t), warmup=0, repeats=max(1, config.repeats // 2))
-        result[mode] = {"seconds": seconds, "mp_per_s": (side * srm.scale) ** 2 / 1e6 / seconds,
-                        "peak_rss_mb": mem.peak / 2**20, "added_rss_mb": (mem.peak - mem.before) / 2**20}
+            outputs[mode] = calls[mode]()
+        result[mode] = {"peak_rss_mb": mem.peak / 2**20, "added_rss_mb": (mem.peak - mem.before) / 2**20}
+    times = time_calls(calls, warmup=0, repeats=max(1, config.repeats // 2))
+    for mode, seconds in times.items():
+        result[mode].update(seconds=seconds, mp_per_s=(side * srm.scale) ** 2 / 1e6 / seconds)
     result["ratio"] = result["tiled"]["seconds"] / result["whole"]["seconds"]
     diff = np.abs(outputs["tiled"].astype(np.int16) - outputs["whole"].astype(np.int16))
     result["max_abs_diff"] = int(diff.max())
@@ -502,32 +514,38 @@ def _onednn_default_on() -> bool:
     return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
 
 
-def options_section(models, config: BenchConfig, rates: dict) -> list:
+def options_section(models, config: BenchConfig, matmuls: dict) -> list:
     """Per model: float32, XLA, bfloat16, bfloat16 + XLA in this process; oneDNN switched (off, or on when
-    this process runs with it off) in a subprocess. Each row: time, speed-up over float32, efficiency against
-    the matmul of the same precision, PSNR-Y of the output against the HR crop, and the largest difference to
-    the float32 output (uint8 grey levels)."""
+    this process runs with it off) in a subprocess. Each row: time, speed-up over float32 (their calls
+    interleaved), efficiency against the matmul of the same precision, PSNR-Y of the output against the HR crop,
+    and the largest difference to the float32 output (uint8 grey levels)."""
     rows = []
     tf = _backend() == "tensorflow"
     for srm in models:
         hr, x = _speed_input(srm, config.size)
         macs = count_macs(srm.keras_model, config.size, config.size)
-        log(f"options: {srm.name} float32")
-        base_s = time_call(lambda: srm.predict(x), warmup=2, repeats=config.repeats)
         base_out = _to_uint8(srm.predict(x))
 
-        def row(label, seconds, out, matmul):
-            return _option_row(srm, label, seconds, base_s, out, base_out, hr, config.size, macs, matmul)
+        def row(label, seconds, base_s, out, matmul_s, matmul_macs):
+            r = _option_row(srm, label, seconds, base_s, out, base_out, hr, config.size, macs)
+            r["efficiency"] = (macs / seconds) / (matmul_macs / matmul_s)
+            return r
 
-        rows.append(row("float32", base_s, base_out, rates["float32"]))
-        variants = [("float32 + XLA", "float32", True)] if tf else []
+        variants = [("float32", "float32", False)] + ([("float32 + XLA", "float32", True)] if tf else [])
         variants += [("bfloat16", "bfloat16", False)] + ([("bfloat16 + XLA", "bfloat16", True)] if tf else [])
+        base_s = None
         for label, precision, jit in variants:
             log(f"options: {srm.name} {label}")
             try:
                 variant = with_options(srm, precision, jit)
-                seconds = time_call(lambda: variant.predict(x), warmup=2, repeats=config.repeats)
-                rows.append(row(label, seconds, _to_uint8(variant.predict(x)), rates[precision]))
+                calls = {"variant": lambda: variant.predict(x), "matmul": matmuls[precision]}
+                if variant is not srm:
+                    calls["float32"] = lambda: srm.predict(x)
+                t = time_calls(calls, warmup=2, repeats=config.repeats)
+                t.setdefault("float32", t["variant"])
+                base_s = t["float32"] if base_s is None else base_s
+                rows.append(row(label, t["variant"], t["float32"], _to_uint8(variant.predict(x)), t["matmul"],
+                                matmuls[precision].macs))
             except Exception as e:  # an option the backend or CPU cannot run is reported, not fatal
                 rows.append({"model": srm.name, "option": label, "error": str(e).strip().splitlines()[0][:120]})
         if tf and srm.path is not None:
@@ -537,12 +555,13 @@ def options_section(models, config: BenchConfig, rates: dict) -> list:
             if "error" in child:
                 rows.append({"model": srm.name, "option": label, "error": child["error"]})
             else:
-                rows.append(row(label, child["seconds"], _to_uint8(child["out"]), child["matmul_macs"]))
-                rows[-1]["matmul_gmac_per_s"] = child["matmul_macs"] / 1e9
+                rows.append(row(label, child["seconds"], base_s, _to_uint8(child["out"]), child["matmul_seconds"],
+                                child["matmul_macs"]))
+                rows[-1]["matmul_gmac_per_s"] = child["matmul_macs"] / child["matmul_seconds"] / 1e9
     return rows
 
 
-def _option_row(srm, label, seconds, base_s, out, base_out, hr, size, macs, matmul) -> dict:
+def _option_row(srm, label, seconds, base_s, out, base_out, hr, size, macs) -> dict:
     from .training.metrics import psnr, rgb_to_y
 
     s = srm.scale
@@ -550,8 +569,7 @@ def _option_row(srm, label, seconds, base_s, out, base_out, hr, size, macs, matm
         hr = np.clip(np.rint(rgb_to_y(hr)), 0, 255).astype(np.uint8)
     return {
         "model": srm.name, "option": label, "ms": seconds * 1e3, "mp_per_s": (size * s) ** 2 / 1e6 / seconds,
-        "speedup": base_s / seconds, "macs": macs, "efficiency": macs / seconds / matmul,
-        "psnr": psnr(hr, out, scale=s),
+        "speedup": base_s / seconds, "macs": macs, "psnr": psnr(hr, out, scale=s),
         "max_abs_diff": int(np.abs(out.astype(np.int16) - base_out.astype(np.int16)).max()),
     }
 
@@ -581,9 +599,10 @@ def _child(spec: dict) -> dict:
 
     srm = load_model(spec["model"])
     x = np.load(spec["x"])
-    seconds = time_call(lambda: srm.predict(x), warmup=2, repeats=spec["repeats"])
+    matmul = Matmul(spec["matmul_n"], "float32")
+    t = time_calls({"model": lambda: srm.predict(x), "matmul": matmul}, warmup=2, repeats=spec["repeats"])
     np.save(spec["out"], srm.predict(x))
-    return {"seconds": seconds, "matmul_macs": matmul_rate(spec["matmul_n"], "float32", spec["repeats"])}
+    return {"seconds": t["model"], "matmul_seconds": t["matmul"], "matmul_macs": matmul.macs}
 
 
 # ------------------------------------------------------------------------------------------------- all
@@ -641,11 +660,12 @@ def run_bench(config: BenchConfig) -> dict:
               "machine": machine(), "quality_set": label}
 
     log(f"matmul rate ({config.matmul_n}x{config.matmul_n})")
-    rates = {p: matmul_rate(config.matmul_n, p, config.repeats) for p in PRECISIONS}
-    result["matmul"] = {"n": config.matmul_n, **{f"{p}_gmac_per_s": r / 1e9 for p, r in rates.items()}}
+    matmuls = {p: Matmul(config.matmul_n, p) for p in PRECISIONS}
+    t = time_calls(matmuls, warmup=2, repeats=config.repeats)
+    result["matmul"] = {"n": config.matmul_n, **{f"{p}_gmac_per_s": matmuls[p].macs / t[p] / 1e9 for p in t}}
 
     result["quality"] = quality_section(models, images)
-    result["speed"] = speed_section(models, config, rates[config.precision])
+    result["speed"] = speed_section(models, config, matmuls[config.precision])
     from .models.catalog import DEFAULT_MODEL
 
     main = next((m for m in models if m.name == DEFAULT_MODEL), models[0])
@@ -653,7 +673,7 @@ def run_bench(config: BenchConfig) -> dict:
     if config.options:
         # the options for the models of the smallest scale measured (the fast and the quality model at x2)
         smallest = min(m.scale for m in models)
-        result["options"] = options_section([m for m in models if m.scale == smallest], config, rates)
+        result["options"] = options_section([m for m in models if m.scale == smallest], config, matmuls)
     result["machine"]["load_average_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     result["seconds"] = time.perf_counter() - started
     return result
@@ -698,11 +718,12 @@ def format_report(r: dict) -> str:
     )
     size = cfg["size"]
     out += ["", f"SPEED: {size}x{size} RGB input, batch 1, {precision}, median of {cfg['repeats']} after 2 warm-up "
-            f"calls; efficiency = model MAC/s / {cfg['precision']} matmul MAC/s"]
+            f"calls; efficiency = model GMAC/s / {cfg['precision']} matmul GMAC/s, their calls alternating"]
     out += _table(
-        ("model", "scale", "params", "GMAC", "ms", "out MP/s", "GMAC/s", "efficiency"),
+        ("model", "scale", "params", "GMAC", "ms", "out MP/s", "GMAC/s", "matmul GMAC/s", "efficiency"),
         [(s["model"], f"x{s['scale']}", _count(s["parameters"]), f"{s['macs'] / 1e9:.3g}", f"{s['ms']:.1f}",
-          f"{s['mp_per_s']:.2f}", f"{s['gmac_per_s']:.1f}", f"{s['efficiency']:.2f}") for s in r["speed"]],
+          f"{s['mp_per_s']:.2f}", f"{s['gmac_per_s']:.1f}", f"{s['matmul_gmac_per_s']:.1f}",
+          f"{s['efficiency']:.2f}") for s in r["speed"]],
     )
     t = r["tiling"]
     out += ["", f"TILING AND MEMORY: {t['model']} on a {t['input']} photo (uint8, through the engine), tile {t['tile']}; "
