@@ -114,10 +114,11 @@ class ChannelAttention(keras.layers.Layer):
 
     def build(self, input_shape):
         c = input_shape[-1]
-        self.squeeze = keras.layers.Dense(max(1, c // self.reduction), activation="relu", name="squeeze")
-        self.excite = keras.layers.Dense(c, activation="sigmoid", name="excite")
+        hidden, policy = max(1, c // self.reduction), self.dtype_policy  # sublayers compute like this layer
+        self.squeeze = keras.layers.Dense(hidden, activation="relu", name="squeeze", dtype=policy)
+        self.excite = keras.layers.Dense(c, activation="sigmoid", name="excite", dtype=policy)
         self.squeeze.build((None, c))
-        self.excite.build((None, max(1, c // self.reduction)))
+        self.excite.build((None, hidden))
 
     def call(self, x):
         gate = self.excite(self.squeeze(ops.mean(x, axis=(1, 2))))
