@@ -162,6 +162,19 @@ def test_cancel_mid_run_is_quick_and_keeps_the_worker(client, assets):
     assert client.upscale(np.full((8, 8), 7, np.uint8), assets / "gray.keras").shape == (16, 16)
 
 
+def test_a_failing_progress_callback_stops_the_job_and_is_raised(client, assets):
+    client.ping()
+    pid = client.pid
+
+    def progress(done, total):
+        raise ValueError("the progress bar is gone")
+
+    with pytest.raises(ValueError, match="progress bar is gone"):
+        client.upscale(_big_gray(), assets / "gray.keras", tile=32, progress=progress)
+    assert client.pid == pid  # the job was cancelled, not the worker
+    assert client.upscale(np.full((8, 8), 9, np.uint8), assets / "gray.keras").shape == (16, 16)
+
+
 def test_worker_errors_come_back_as_one_line_user_errors(client, assets, tmp_path):
     client.ping()
     pid = client.pid

@@ -154,67 +154,78 @@ class WorkerClient:
         cancel_grace: float = CANCEL_GRACE_S,
     ):
         """Run ``op`` in the worker and return its result, relaying messages until it ends."""
-        is_cancelled = _cancel_fn(cancel)
         with self._lock:
             self._ensure(device)
-            proc, conn = self._proc, self._conn
-            cancel_sent = acked = None
-            callback_error: BaseException | None = None
+            proc = self._proc
             try:
-                conn.send(("call", (op, kwargs)))
-            except (OSError, EOFError):
-                raise self._died(proc) from None
-            while True:
-                now = time.monotonic()
-                if self._stopping is proc:
+                return self._relay(proc, op, kwargs, progress, on_event, need_block, _cancel_fn(cancel), cancel_grace)
+            except _JobEnded as ended:
+                raise ended.error from None
+            except BaseException:
+                # Anything else left the job running (a failing cancel callable, no memory for the output,
+                # Ctrl-C): its late messages would reach the next job, so that worker has to go.
+                if self._proc is proc:
                     self._stop(graceful=False)
-                    raise Cancelled("stopped: the model worker was shut down")
-                if cancel_sent is None and (callback_error is not None or is_cancelled()):
-                    cancel_sent = now
-                    try:
-                        conn.send(("cancel", None))
-                    except (OSError, EOFError):
-                        pass
-                if cancel_sent is not None:
-                    late = (now - cancel_sent > cancel_grace) if acked is None else (now - acked > FINISH_TIMEOUT_S)
-                    if late:  # the job does not stop: end the process, the next call starts a fresh one
-                        self._stop(graceful=False)
-                        if callback_error is not None:
-                            raise callback_error
-                        raise Cancelled("cancelled (the model worker was stopped and restarts on the next run)")
+                raise
+
+    def _relay(self, proc, op, kwargs, progress, on_event, need_block, is_cancelled, cancel_grace):
+        """Send one job and relay its messages until it ends. Raises ``_JobEnded`` when the job ended with an
+        error; any other exception means the job may still be running."""
+        conn = self._conn
+        cancel_sent = acked = None
+        callback_error: BaseException | None = None
+        try:
+            conn.send(("call", (op, kwargs)))
+        except (OSError, EOFError):
+            raise _JobEnded(self._died(proc)) from None
+        while True:
+            now = time.monotonic()
+            if self._stopping is proc:
+                self._stop(graceful=False)
+                raise _JobEnded(Cancelled("stopped: the model worker was shut down"))
+            if cancel_sent is None and (callback_error is not None or is_cancelled()):
+                cancel_sent = now
                 try:
-                    if not conn.poll(POLL_S):
-                        if not proc.is_alive():
-                            raise EOFError
-                        continue
-                    kind, payload = conn.recv()
-                except (EOFError, OSError):
-                    raise self._died(proc) from None
-                if kind == "result":
-                    if callback_error is not None:
-                        raise callback_error
-                    return payload
-                if kind == "error":
-                    if callback_error is not None:
-                        raise callback_error
-                    raise decode_error(payload)
-                if kind == "cancel_ack":
-                    acked = time.monotonic()
-                elif kind == "need_block":
-                    desc = None
-                    if cancel_sent is None and need_block is not None:
-                        desc = need_block(*payload)
-                    conn.send(("block", desc))
-                elif callback_error is None:
-                    try:
-                        # progress after a cancel would only confuse a progress bar; events (a training's
-                        # final record, the model it kept) still matter
-                        if kind == "progress" and progress is not None and cancel_sent is None:
-                            progress(*payload)
-                        elif kind == "event" and on_event is not None:
-                            on_event(payload)
-                    except BaseException as exc:  # the caller's callback failed: stop the job, then re-raise
-                        callback_error = exc
+                    conn.send(("cancel", None))
+                except (OSError, EOFError):
+                    pass
+            if cancel_sent is not None:
+                late = (now - cancel_sent > cancel_grace) if acked is None else (now - acked > FINISH_TIMEOUT_S)
+                if late:  # the job does not stop: end the process, the next call starts a fresh one
+                    self._stop(graceful=False)
+                    raise _JobEnded(callback_error or Cancelled(
+                        "cancelled (the model worker was stopped and restarts on the next run)"))
+            try:
+                if not conn.poll(POLL_S):
+                    if not proc.is_alive():
+                        raise EOFError
+                    continue
+                kind, payload = conn.recv()
+            except (EOFError, OSError):
+                raise _JobEnded(self._died(proc)) from None
+            if kind == "result":
+                if callback_error is not None:
+                    raise _JobEnded(callback_error)
+                return payload
+            if kind == "error":
+                raise _JobEnded(callback_error or decode_error(payload))
+            if kind == "cancel_ack":
+                acked = time.monotonic()
+            elif kind == "need_block":
+                desc = None
+                if cancel_sent is None and need_block is not None:
+                    desc = need_block(*payload)
+                conn.send(("block", desc))
+            elif callback_error is None:
+                try:
+                    # progress after a cancel would only confuse a progress bar; events (a training's
+                    # final record, the model it kept) still matter
+                    if kind == "progress" and progress is not None and cancel_sent is None:
+                        progress(*payload)
+                    elif kind == "event" and on_event is not None:
+                        on_event(payload)
+                except BaseException as exc:  # the caller's callback failed: stop the job, then re-raise
+                    callback_error = exc
 
     def _died(self, proc) -> BaseException:
         """Forget a dead worker (the next call starts a fresh one) and say why it ended."""
@@ -391,6 +402,14 @@ def model_spec(model) -> str:
     raise ModelError(
         f"cannot send a {type(model).__name__} object to the model worker: save it as a .keras file and pass its path"
     )
+
+
+class _JobEnded(Exception):
+    """Carries the error a finished job ended with (the worker is idle again, or gone)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
 
 
 def _cancel_fn(cancel) -> Callable[[], bool]:
