@@ -14,13 +14,10 @@ CONTEXT_MENU = "napari/layers/context"
 
 def ensure_context_menu_item() -> bool:
     """Add the command to the layer context menu if napari knows it and it is not there yet; True if present."""
-    try:
-        from app_model import Application
-        from app_model.expressions import parse_expression
-        from app_model.types import CommandRule, MenuItem
-    except ImportError:  # pragma: no cover - app-model comes with napari
-        return False
-    app = Application.get_app("napari")
+    from app_model.expressions import parse_expression
+    from app_model.types import CommandRule, MenuItem
+
+    app = napari_app()
     if app is None or COMMAND_ID not in app.commands:
         return False
     menu = app.menus.get_menu(CONTEXT_MENU)
@@ -33,3 +30,15 @@ def ensure_context_menu_item() -> bool:
     )
     app.menus.append_menu_items([(CONTEXT_MENU, item)])
     return True
+
+
+def napari_app():
+    """napari's app-model application (the one its menus are built from), or None."""
+    try:
+        from napari._app_model import get_app_model
+
+        return get_app_model()
+    except (ImportError, RuntimeError):
+        from app_model import Application
+
+        return Application.get_app("napari")

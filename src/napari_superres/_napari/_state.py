@@ -32,6 +32,8 @@ LAST_SETTINGS = UpscaleSettings()
 class RunState:
     running: bool = False
     message: str = ""
+    done: int = 0  # progress of the current run; total 0 while its length is unknown
+    total: int = 0
 
 
 _END = object()

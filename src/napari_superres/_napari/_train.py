@@ -72,6 +72,7 @@ class TrainWidget(Container):
         self._summary = FolderSummary("invalid")
         self._summary_for: tuple = ()
         self._start_when_ready = False
+        self._alive = True  # False once the Qt widget is gone (late background results are dropped)
         self._out_path: Path | None = None
         self._epochs_seen = 0
         self.state = RunState()
@@ -181,7 +182,7 @@ class TrainWidget(Container):
         if key[0] in ("", "."):
             return None
         self._folder_info.value = "Reading the folder..."
-        worker = create_worker(summarize_folder, key[0], scale=key[1], patch=key[2])
+        worker = create_worker(summarize_folder, key[0], scale=key[1], patch=key[2], _ignore_errors=True)
         worker.returned.connect(lambda summary: self._set_summary(key, summary))
         worker.errored.connect(
             lambda exc: self._set_summary(key, FolderSummary("invalid", problems=[f"cannot read the folder: {exc}"]))
@@ -190,7 +191,7 @@ class TrainWidget(Container):
         return worker
 
     def _set_summary(self, key: tuple, summary: FolderSummary):
-        if key != self._summary_key():  # the user picked another folder meanwhile
+        if not self._alive or key != self._summary_key():  # the user picked another folder meanwhile
             return
         self._summary, self._summary_for = summary, key
         self._folder_info.value = summary.text()
@@ -283,7 +284,7 @@ class TrainWidget(Container):
             show_failure(exc, "Training")
             return None
         cancel_event, cancel = cancel_flag()
-        worker = create_worker(train_steps, config, cancel=cancel)
+        worker = create_worker(train_steps, config, cancel=cancel, _ignore_errors=True)
         cancel.worker = worker
         worker.cancel_event = cancel_event
         self._out_path = Path(config["out"])
@@ -311,8 +312,12 @@ class TrainWidget(Container):
         from napari.utils.notifications import show_info
 
         if isinstance(event, TrainResult):
-            self._model_saved(Path(event), stopped=False)
+            _models.LIBRARY.changed.emit(str(Path(event).resolve()))
             show_info(f"Training finished: model {Path(event).stem!r} saved and added to the Upscale models")
+        if not self._alive:
+            return
+        if isinstance(event, TrainResult):
+            self.state.message = f"Finished: saved {Path(event).stem!r}"
             return
         kind = event.get("event")
         if kind == "epoch":
@@ -337,29 +342,30 @@ class TrainWidget(Container):
         from napari.utils.notifications import show_info
 
         if isinstance(exc, Cancelled) and self._out_path is not None and self._out_path.is_file():
-            self._model_saved(self._out_path, stopped=True)
+            _models.LIBRARY.changed.emit(str(self._out_path.resolve()))
             show_info(f"Training stopped: the model so far is saved as {self._out_path.stem!r}")
+            self.state.message = f"Stopped: saved {self._out_path.stem!r}"
             return
         self.state.message = "Stopped" if isinstance(exc, Cancelled) else f"Failed: {exc}"
         show_failure(exc, "Training")
 
-    def _model_saved(self, path: Path, *, stopped: bool):
-        self.state.message = f"{'Stopped' if stopped else 'Finished'}: saved {path.stem!r}"
-        _models.LIBRARY.changed.emit(str(path.resolve()))
-
     def _on_finished(self):
         ACTIVE_RUNS.discard(self._worker)
         self.state.running = False
-        self._name_typed = False
-        self._suggest_name()
+        if self._alive:
+            self._name_typed = False
+            self._suggest_name()
 
     def _on_running(self, running: bool):
         self._start.enabled = not running
         self._stop.enabled = running
 
     def _on_destroyed(self, *_):
+        # Closing the widget or the viewer stops training (the model so far is kept) and unhooks the view.
+        self._alive = False
         if self._worker is not None:
             self._worker.cancel_event.set()
+        self.state.events.disconnect()
         _models.LIBRARY.changed.disconnect(self._on_library_changed)
 
     # ---- the user's model library

@@ -33,17 +33,6 @@ class Progress(NamedTuple):
     text: str
 
 
-def _check_layer(layer) -> None:
-    """Refusals that need no model: instant, in napari's process. The worker checks the rest (NaN, size)."""
-    from napari.layers import Image
-
-    if not isinstance(layer, Image):
-        raise InputError(f"{layer.name!r} is a {type(layer).__name__} layer; only image layers can be upscaled")
-    shape = tuple(layer.data.shape)
-    if 0 in shape:
-        raise InputError(f"{layer.name!r} is empty (shape {shape}); there is nothing to upscale")
-
-
 def upscale_steps(
     layers: Sequence,
     settings: UpscaleSettings,
@@ -58,8 +47,6 @@ def upscale_steps(
 
     if not layers:
         raise InputError("no image layer selected: open or select an image to upscale")
-    for layer in layers:
-        _check_layer(layer)
     client = client or get_client()
     cancel = cancel or (lambda: False)
     model = settings.model or _default_model_name()
@@ -131,7 +118,6 @@ def start_upscale(
     settings: UpscaleSettings,
     *,
     state: RunState | None = None,
-    bar: ProgressBar | None = None,
 ):
     """Run ``upscale_steps`` in a napari ``thread_worker``; add each output layer as it arrives.
     Returns the worker; ``worker.cancel_event`` stops the run."""
@@ -141,23 +127,28 @@ def start_upscale(
 
     settings = dataclasses.replace(settings)  # the run keeps its own copy
     cancel_event, cancel = cancel_flag()
-    worker = create_worker(upscale_steps, list(layers), settings, cancel=cancel)
+    worker = create_worker(upscale_steps, list(layers), settings, cancel=cancel, _ignore_errors=True)
     cancel.worker = worker
     worker.cancel_event = cancel_event
     pbar = progress(total=0, desc="napari-superres: starting the model worker")
     state = state or RunState()
 
     def on_yielded(item):
+        try:
+            show(item)
+        except RuntimeError as exc:  # the viewer was closed meanwhile: its Qt objects are gone
+            cancel_event.set()
+            log.warning("napari-superres: result dropped, the viewer is gone (%s)", exc)
+
+    def show(item):
         if isinstance(item, Progress):
             pbar.set_description(f"napari-superres: {item.text}")
             if item.total != pbar.total:
                 pbar.total = item.total
             pbar.n = item.done
             pbar.update(0)
+            state.total, state.done = item.total, item.done
             state.message = f"{item.text}: {item.done}/{item.total}" if item.total else f"{item.text}..."
-            if bar is not None:
-                bar.max = max(item.total, 1)
-                bar.value = item.done if item.total else 0
         else:
             data, meta, kind = item
             viewer.layers.append(Layer.create(data, meta, kind))
@@ -195,6 +186,7 @@ class UpscaleWidget(Container):
         self._viewer = viewer
         self._worker = None
         self._devices_known = False
+        self._alive = True  # False once the Qt widget is gone (late background results are dropped)
         self.state = RunState()
 
         self._image = create_widget(annotation="napari.layers.Image", label="Image")
@@ -250,6 +242,7 @@ class UpscaleWidget(Container):
         self._cancel.clicked.connect(self.cancel)
         self.state.events.running.connect(self._on_running)
         self.state.events.message.connect(self._status.set_value)
+        self.state.events.done.connect(self._on_progress)
         _models.LIBRARY.changed.connect(self._on_library_changed)
         self.native.destroyed.connect(self._on_destroyed)
         self._update_info()
@@ -326,14 +319,17 @@ class UpscaleWidget(Container):
 
             return get_client().model_info(str(path))
 
-        worker = create_worker(info)
+        worker = create_worker(info, _ignore_errors=True)
 
         def on_returned(details):
+            if not self._alive:
+                return
             merged = {**(desc or {}), **{k: v for k, v in (details or {}).items() if v is not None}}
             _models.remember_browsed(path, merged)
 
         def on_errored(exc):
-            self._update_info()
+            if self._alive:
+                self._update_info()
             show_failure(exc, "Loading the model")
 
         worker.returned.connect(on_returned)
@@ -352,7 +348,7 @@ class UpscaleWidget(Container):
 
             return list(get_client().devices())
 
-        worker = create_worker(devices)
+        worker = create_worker(devices, _ignore_errors=True)
         worker.returned.connect(self._set_devices)
         worker.errored.connect(lambda exc: log.warning("could not list devices: %s", exc))
         worker.start()
@@ -361,6 +357,8 @@ class UpscaleWidget(Container):
     def _set_devices(self, devices):
         """GPUs first when the worker sees any; on a CPU-only machine the one choice is "auto" shown as CPU,
         so the warm worker (started with "auto") is reused instead of restarted."""
+        if not self._alive:
+            return
         gpus = [str(d).upper() for d in devices if str(d).lower().startswith("gpu")]
         choices = [(gpu, gpu.lower()) for gpu in gpus] + [("CPU", "cpu" if gpus else "auto")]
         self._device.choices = choices
@@ -394,7 +392,7 @@ class UpscaleWidget(Container):
             setattr(LAST_SETTINGS, field.name, getattr(settings, field.name))
         self._bar.visible = True
         self._bar.value = 0
-        self._worker = start_upscale(self._viewer, [layer], settings, state=self.state, bar=self._bar)
+        self._worker = start_upscale(self._viewer, [layer], settings, state=self.state)
         return self._worker
 
     def cancel(self, *_):
@@ -409,10 +407,17 @@ class UpscaleWidget(Container):
         if not running:
             self._bar.visible = False
 
+    def _on_progress(self, *_):
+        self._bar.max = max(self.state.total, 1)
+        self._bar.value = min(self.state.done, self.state.total) if self.state.total else 0
+
     def _on_destroyed(self, *_):
-        # Closing the widget or the viewer stops the run; the worker process stays for the next one.
+        # Closing the widget or the viewer stops the run (the worker process stays for the next one) and
+        # unhooks the view: late results must not touch deleted Qt widgets.
+        self._alive = False
         if self._worker is not None:
             self._worker.cancel_event.set()
+        self.state.events.disconnect()
         _models.LIBRARY.changed.disconnect(self._on_library_changed)
 
 
