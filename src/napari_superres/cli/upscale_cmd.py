@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError, OutputError, SuperResError
+from . import bigdata
 
 BATCH_FAILED = 1  # some files of a batch failed (user errors of a single run exit 2, see cli.main)
 
@@ -89,6 +90,7 @@ def add_parser(subparsers):
         help="load a model that needs custom Python code (runs code from the model file: trusted files only)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-file lines")
+    bigdata.add_arguments(p)
     return p
 
 
@@ -286,6 +288,8 @@ def upscale_one(src, dst, model, args, *, named_after_input, data=None):
     from ..engine.api import upscale
     from ..io import can_hold, check_format, check_writable, write_image
 
+    if data is None and bigdata.wants(src, dst, args):  # Zarr, big TIFF: block by block, out of core
+        return bigdata.run_one(src, dst, model, args)
     if data is None:
         data = read_checked(src, args.axes)
     array, meta, axes = data
@@ -336,7 +340,7 @@ def run(args):
         return 0
 
     # one input: read it first, so a bad image is refused before the model (and TensorFlow) loads
-    first = None if batch else read_checked(pairs[0][0], args.axes)
+    first = None if batch or bigdata.wants(*pairs[0], args) else read_checked(pairs[0][0], args.axes)
 
     with quiet_native_stderr():
         if args.device == "gpu":

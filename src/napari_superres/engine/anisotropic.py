@@ -118,6 +118,10 @@ def upscale_z(
     "linear"); Y, X and other axes are unchanged. Returns the input's dtype (and type: NumPy or Dask)."""
     from .api import _as_srmodel, is_dask
 
+    from .distributed import ModelHandle
+
+    if isinstance(model, ModelHandle):
+        model = model.get()
     srm = None if (method == "linear" and model is None) else _as_srmodel(model)
     check_array(data)
     ax, factor = _check(data, axes, srm, factor, method)

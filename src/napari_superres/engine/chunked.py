@@ -506,6 +506,8 @@ def upscale_file(
     scheduler: Optional[str] = None,
     overwrite: bool = False,
     pyramid: int = 0,
+    z_factor: Optional[int] = None,
+    z_method: str = "model",
     quiet: bool = False,
     on_block=None,
 ) -> Path:
@@ -513,7 +515,8 @@ def upscale_file(
 
     Resumes a previous interrupted run of the same job. ``scheduler``: a ``dask.distributed`` address (or
     ``$DASK_SCHEDULER_ADDRESS``) to run the blocks on. ``on_block(done, total)`` is called after each block
-    is written. Returns ``dst``.
+    is written. ``z_factor``: also upscale Z first (``engine.anisotropic``, ``z_method`` "model" or
+    "linear"); that step streams through dask into a Zarr inside the partial folder. Returns ``dst``.
     """
     from .distributed import ModelHandle, connect, scheduler_address
 
@@ -527,8 +530,15 @@ def upscale_file(
     check_array(np.zeros((1,) * len(source.shape), source.dtype))
     handle = model if isinstance(model, ModelHandle) else ModelHandle(_load(model))
     chunk = int(chunk or DEFAULT_CHUNK)
-    job = make_job(source.shape, source.dtype, handle, axes=meta["axes"], tile=tile, overlap=overlap, tta=tta, batch_size=batch_size)
-    out_meta = _output_meta(meta, job.scale)
+    z_factor = int(z_factor) if z_factor and int(z_factor) > 1 else None
+    shape = source.shape
+    if z_factor:
+        from .anisotropic import _check
+
+        _check(np.zeros((1,) * len(shape), source.dtype), meta["axes"], handle, z_factor, z_method)
+        shape = tuple(n * z_factor if a == "Z" else n for a, n in zip(meta["axes"], shape))
+    job = make_job(shape, source.dtype, handle, axes=meta["axes"], tile=tile, overlap=overlap, tta=tta, batch_size=batch_size)
+    out_meta = _output_meta(meta, job.scale, z_factor or 1)
     out_shape = job.out_shape()
 
     work = partial_dir(dst)
@@ -545,17 +555,21 @@ def upscale_file(
         "chunk": chunk,
         "output": kind,
         "pyramid": int(pyramid),
+        "z": [z_factor, z_method] if z_factor else None,
     }
     state = _load_state(work, fingerprint)
     address = scheduler_address(scheduler)
     client = connect(address) if address else None
     try:
         if state is None:
-            norm = fit_normalizer_lazy(source.to_dask(_stat_chunks(source, job)), job, spec)
-            state = {"job": fingerprint, "normalizer": [norm.mode, norm.dtype.str, list(norm.offset), list(norm.factor)]}
             if work.exists():
                 shutil.rmtree(work)
             work.mkdir()
+        if z_factor:
+            source = _z_stage(source, work, handle, meta["axes"], z_factor, z_method, normalization, tile, batch_size, quiet)
+        if state is None:
+            norm = fit_normalizer_lazy(source.to_dask(_stat_chunks(source, job)), job, spec)
+            state = {"job": fingerprint, "normalizer": [norm.mode, norm.dtype.str, list(norm.offset), list(norm.factor)]}
             _write_json(work / "job.json", state)
         from dataclasses import replace
 
@@ -610,15 +624,50 @@ def _load(model):
     return _as_srmodel(model)
 
 
-def _stat_chunks(source: Source, job: BlockJob):
-    """Chunks for the statistics pass: one slice and up to 2048x2048 pixels, channels whole."""
-    return tuple(min(n, 2048) if a in "YX" else (n if a in "CS" else 1) for a, n in zip(job.axes, source.shape))
+def _stat_chunks(source: Source, job: Optional[BlockJob], axes: Optional[str] = None):
+    """Chunks for reading the whole input: one slice and up to 2048x2048 pixels, channels whole."""
+    axes = job.axes if job is not None else axes
+    return tuple(min(n, 2048) if a in "YX" else (n if a in "CS" else 1) for a, n in zip(axes, source.shape))
 
 
-def _output_meta(meta: dict, scale: int) -> dict:
+def _z_stage(source, work, handle, axes, factor, method, normalization, tile, batch_size, quiet) -> Source:
+    """Upscale Z into ``work/z.zarr`` (skipped when an earlier run finished it); the XY step reads that."""
+    import dask.array as da
+
+    from .anisotropic import upscale_z
+
+    target = work / "z.zarr"
+    done = work / "z.done"
+    if not done.exists():
+        if target.exists():
+            shutil.rmtree(target)
+        if not quiet:
+            print(f"{Path(source.path).name}: upscaling Z x{factor} ({method})", file=sys.stderr)
+        lazy = upscale_z(
+            source.to_dask(_stat_chunks(source, None, axes)), handle, axes=axes, factor=factor, method=method,
+            normalization=normalization, tile=tile, batch_size=batch_size,
+        )
+        planes = tuple(min(n, OUT_CHUNK) if a in "YX" else (n if a in "CS" else 1) for a, n in zip(axes, lazy.shape))
+        try:
+            da.to_zarr(lazy.rechunk(planes), str(target))
+        except OSError as exc:
+            if exc.errno in NO_SPACE:
+                raise OutputError(f"no space left for the Z step in {work}; free some space and run again") from None
+            raise
+        done.write_text("")
+    import zarr
+
+    arr = zarr.open_array(str(target), mode="r")
+    return Source(str(target), "zarr", tuple(arr.shape), np.dtype(arr.dtype).str)
+
+
+def _output_meta(meta: dict, scale: int, z_factor: int = 1) -> dict:
     out = {"axes": meta["axes"], "axes_known": meta.get("axes_known", False)}
     if meta.get("pixel_size"):
-        out["pixel_size"] = {k: float(v) / scale if k in "YX" else float(v) for k, v in meta["pixel_size"].items()}
+        out["pixel_size"] = {
+            k: float(v) / scale if k in "YX" else float(v) / z_factor if k == "Z" else float(v)
+            for k, v in meta["pixel_size"].items()
+        }
         if meta.get("unit"):
             out["unit"] = meta["unit"]
     return out
