@@ -294,7 +294,7 @@ def train(config: TrainConfig, progress: Optional[Callable[[int, int], None]] = 
             kept = (f"kept the model of epoch {state['best_epoch']} at {cfg.out}" if state["saved"]
                     else "no model was saved")
             raise TrainingError(
-                f"the loss became NaN at epoch {run.nan_at[0]}, step {run.nan_at[1]}; training stopped and "
+                f"the loss became NaN or infinite at epoch {run.nan_at[0]}, step {run.nan_at[1]}; training stopped and "
                 f"{kept} (lower the learning rate, or check the data)"
             )
         if run.status == "running":
