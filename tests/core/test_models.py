@@ -225,6 +225,18 @@ def test_a_plain_keras_model_without_description_is_probed(tmp_path):
     assert load_model(model).scale == 2  # an in-memory keras.Model works too
 
 
+def test_a_user_model_with_bilinear_upsampling_runs(tmp_path):
+    # TensorFlow cannot trace UpSampling2D("bilinear") with unknown H and W; the model must still work.
+    inp = keras.Input((None, None, 3))
+    x = L.UpSampling2D(2, interpolation="bilinear")(L.Conv2D(8, 3, padding="same")(inp))
+    model = keras.Model(inp, L.Conv2D(3, 3, padding="same")(x))
+    model.save(tmp_path / "bilinear.keras")
+    sr = load_model(tmp_path / "bilinear.keras")
+    assert (sr.scale, sr.channels) == (2, 3)
+    x = _lr((2, 11, 9, 3))
+    np.testing.assert_allclose(sr.predict(x), np.asarray(model(x)), atol=1e-5)
+
+
 def test_probing_finds_the_input_multiple_and_fixed_sizes():
     inp = keras.Input((None, None, 1))  # pools twice in LR: needs multiples of 4
     x = L.Conv2D(4, 3, padding="same")(inp)

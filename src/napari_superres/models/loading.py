@@ -39,6 +39,7 @@ class SRModel:
     normalization: dict = field(default_factory=lambda: {"mode": "range"})
     description: dict = field(default_factory=dict)
     fixed_size: tuple | None = None
+    eager: bool = False  # set when the compiled path fails for this model's layers
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Run the model in inference mode on a float32 NHWC batch; returns (N, H*s, W*s, C) float32.
@@ -53,11 +54,21 @@ class SRModel:
             )
         if self.fixed_size is not None and tuple(batch.shape[1:3]) != tuple(self.fixed_size):
             raise InputError(f"model {self.name} takes only {self.fixed_size[0]}x{self.fixed_size[1]} tiles")
-        out = np.asarray(self.keras_model.predict_on_batch(batch), dtype=np.float32)
+        out = np.asarray(self._run(batch), dtype=np.float32)
         n, h, w, c = batch.shape
         if out.shape != (n, h * self.scale, w * self.scale, c):
             raise ModelError(f"model {self.name} returned shape {out.shape} for input {batch.shape}")
         return out
+
+    def _run(self, batch):
+        if not self.eager:
+            try:
+                return self.keras_model.predict_on_batch(batch)
+            except Exception:
+                # Some layers cannot be traced with unknown H and W (e.g. UpSampling2D "bilinear" on
+                # TensorFlow, keras-team/keras#22079); they still run eagerly, only slower.
+                self.eager = True
+        return keras.ops.convert_to_numpy(self.keras_model(batch, training=False))
 
     def __repr__(self):
         return f"SRModel({self.name!r}, scale={self.scale}, channels={self.channels}, path={self.path})"
@@ -123,7 +134,11 @@ def _io_shapes(model) -> tuple[int, tuple | None]:
 
 
 def _run_zero(model, h, w, channels):
-    return np.asarray(model.predict_on_batch(np.zeros((1, h, w, channels), np.float32))).shape
+    zeros = np.zeros((1, h, w, channels), np.float32)
+    try:
+        return np.asarray(model.predict_on_batch(zeros)).shape
+    except Exception:  # see SRModel._run
+        return keras.ops.convert_to_numpy(model(zeros, training=False)).shape
 
 
 def probe_geometry(model, channels, fixed=None) -> tuple[int, int]:
