@@ -154,7 +154,17 @@ class Reporter:
 
 def run(args):
     prepare_device(args.device)
-    logging.basicConfig(format="napari-superres: warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    warnings = logging.StreamHandler(sys.stderr)
+    warnings.setFormatter(logging.Formatter("napari-superres: warning: %(message)s"))
+    logger = logging.getLogger("napari_superres.training")
+    logger.addHandler(warnings)
+    try:
+        return _run(args)
+    finally:
+        logger.removeHandler(warnings)
+
+
+def _run(args):
     from ..training.plan import prepare
 
     cfg = config_from_args(args)
