@@ -64,6 +64,17 @@ def _reset_settings():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _no_run_left(qtbot):
+    """A run still going when a test ends is cancelled and waited for, before its viewer goes away."""
+    yield
+    from napari_superres._napari._upscale import ACTIVE_RUNS
+
+    for worker in list(ACTIVE_RUNS):
+        worker.cancel_event.set()
+    qtbot.waitUntil(lambda: not ACTIVE_RUNS, timeout=120_000)
+
+
 @pytest.fixture
 def notes():
     from helpers_napari import Notifications

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +167,9 @@ def rename_user_model(path: str | os.PathLike, new_name: str) -> Path:
     if dst.exists() and dst.resolve() != src.resolve():
         raise ModelError(f"a model named {dst.stem!r} already exists")
     os.replace(src, dst)
+    run_dir, new_run_dir = _run_dir(src), _run_dir(dst)
+    if run_dir.is_dir() and not new_run_dir.exists():  # the training log and checkpoint go with the model
+        os.replace(run_dir, new_run_dir)
     desc = read_description(dst)
     if desc is not None and desc.get("name") != dst.stem:
         desc["name"] = dst.stem
@@ -182,7 +186,15 @@ def delete_user_model(path: str | os.PathLike) -> None:
     if path.parent != Path(user_models_dir()).resolve():
         raise ModelError(f"{path.name} is not in your model library; it was not deleted")
     path.unlink(missing_ok=True)
+    shutil.rmtree(_run_dir(path), ignore_errors=True)
     LIBRARY.changed.emit("")
+
+
+def _run_dir(model_path: Path) -> Path:
+    """The training run folder (log, checkpoint) kept next to a trained model."""
+    from napari_superres.training.runfiles import run_dir
+
+    return Path(run_dir(model_path))
 
 
 def user_model_path_exists(name: str) -> bool:

@@ -74,7 +74,7 @@ class TrainWidget(Container):
         self._start_when_ready = False
         self._alive = True  # False once the Qt widget is gone (late background results are dropped)
         self._out_path: Path | None = None
-        self._epochs_seen = 0
+        self._epochs_seen, self._epochs, self._end_status = 0, 0, ""
         self.state = RunState()
 
         self._folder = FileEdit(label="Data folder", mode="d", value="")
@@ -162,6 +162,7 @@ class TrainWidget(Container):
         self._delete.clicked.connect(self._confirm_delete)
         self.state.events.running.connect(self._on_running)
         self.state.events.message.connect(self._status.set_value)
+        self.state.events.done.connect(self._on_progress)
         _models.LIBRARY.changed.connect(self._on_library_changed)
         self.native.destroyed.connect(self._on_destroyed)
         self._update_arch_info()
@@ -288,10 +289,9 @@ class TrainWidget(Container):
         cancel.worker = worker
         worker.cancel_event = cancel_event
         self._out_path = Path(config["out"])
-        self._epochs_seen = 0
+        self._epochs_seen, self._epochs, self._end_status = 0, config["epochs"], ""
         self._plot.clear()
-        self._bar.max = config["epochs"]
-        self._bar.value = 0
+        self.state.done = self.state.total = 0
         worker.yielded.connect(self._on_event)
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
@@ -312,31 +312,37 @@ class TrainWidget(Container):
         from napari.utils.notifications import show_info
 
         if isinstance(event, TrainResult):
-            _models.LIBRARY.changed.emit(str(Path(event).resolve()))
-            show_info(f"Training finished: model {Path(event).stem!r} saved and added to the Upscale models")
-        if not self._alive:
-            return
-        if isinstance(event, TrainResult):
-            self.state.message = f"Finished: saved {Path(event).stem!r}"
+            path = Path(event)
+            _models.LIBRARY.changed.emit(str(path.resolve()))
+            if self._end_status == "cancelled":
+                show_info(f"Training stopped: the model so far is saved as {path.stem!r} (in the Upscale models)")
+            else:
+                show_info(f"Training finished: model {path.stem!r} saved and added to the Upscale models")
+            self.state.message = f"{'Stopped' if self._end_status == 'cancelled' else 'Finished'}: saved {path.stem!r}"
             return
         kind = event.get("event")
-        if kind == "epoch":
+        if kind == "progress":
+            self.state.total, self.state.done = int(event.get("total", 0)), int(event.get("done", 0))
+            if self._epochs_seen == 0:
+                self.state.message = f"Training: step {self.state.done}/{self.state.total}"
+        elif kind == "epoch":
             self._epochs_seen += 1
-            self._plot.add_epoch(event)
-            epoch = int(event.get("epoch", self._epochs_seen))
-            self._bar.value = min(epoch, self._bar.max)
-            parts = [f"Epoch {epoch}/{self._bar.max}"]
-            if event.get("loss") is not None:
-                parts.append(f"loss {float(event['loss']):.4f}")
-            if event.get("val_psnr") is not None:
-                parts.append(f"PSNR {float(event['val_psnr']):.2f} dB")
-            if event.get("bicubic_psnr") is not None:
-                parts.append(f"bicubic {float(event['bicubic_psnr']):.2f} dB")
+            if self._alive:
+                self._plot.add_epoch(event)
+            parts = [f"Epoch {int(event.get('epoch', self._epochs_seen))}/{self._epochs}"]
+            for key, fmt in (("loss", "loss {:.4f}"), ("val_psnr", "PSNR {:.2f} dB"), ("bicubic_psnr", "bicubic {:.2f} dB")):
+                if isinstance(event.get(key), (int, float)):
+                    parts.append(fmt.format(event[key]))
             self.state.message = ", ".join(parts)
+        elif kind == "start":
+            self._epochs = int(event.get("epochs", self._epochs))
+            self.state.message = (
+                f"Training on {event.get('train_images', '?')} images, validating on {event.get('val_images', 0)}..."
+            )
+        elif kind == "end":
+            self._end_status = str(event.get("status", ""))
         elif kind == "starting":
             self.state.message = "Starting the model worker and reading the data..."
-        elif event.get("message"):
-            self.state.message = str(event["message"])
 
     def _on_error(self, exc):
         from napari.utils.notifications import show_info
@@ -359,6 +365,10 @@ class TrainWidget(Container):
     def _on_running(self, running: bool):
         self._start.enabled = not running
         self._stop.enabled = running
+
+    def _on_progress(self, *_):
+        self._bar.max = max(self.state.total, 1)
+        self._bar.value = min(self.state.done, self.state.total)
 
     def _on_destroyed(self, *_):
         # Closing the widget or the viewer stops training (the model so far is kept) and unhooks the view.
