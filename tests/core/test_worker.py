@@ -495,8 +495,8 @@ def test_kill_9_mid_run_gives_worker_died_and_recovers(client, assets):
     with pytest.raises(WorkerDied, match="SIGKILL") as info:
         client.upscale(_big_gray(), assets / "gray.keras", tile=32, progress=progress)
     assert "\n" not in str(info.value) and "next run" in str(info.value)
-    gray = np.load(assets / "gray.npy")
-    np.testing.assert_array_equal(client.upscale(gray, assets / "gray.keras", tile=24), np.load(assets / "gray_ref.npy"))
+    out = client.upscale(np.load(assets / "gray.npy"), assets / "gray.keras", tile=24)
+    np.testing.assert_array_equal(out, np.load(assets / "gray_ref.npy"))
     assert client.pid != pid
 
 

@@ -1,8 +1,10 @@
 """What crosses between the napari process and the model worker, and how.
 
 Messages are small tuples ``(kind, payload)`` sent over one ``multiprocessing`` pipe; arrays never travel in
-them: they sit in ``multiprocessing.shared_memory`` blocks that the client creates (and always unlinks) and the
-worker only attaches to. This module is imported on both sides, so it imports neither Keras nor TensorFlow.
+them: they sit in shared-memory blocks (:class:`Block`) that the client creates (and always unlinks, whatever
+happens) and the worker only attaches to. The client sizes the output block from the model's description; for
+a model without one the worker asks for it (``need_block``) once the scale is known. This module is imported
+on both sides, so it imports neither Keras nor TensorFlow.
 
 Client -> worker: ``("call", (op, kwargs))``, ``("cancel", None)``, ``("block", desc_or_None)`` (an answer to
 ``need_block``), ``("shutdown", None)``.
@@ -171,11 +173,11 @@ def normalize_device(device: str | None) -> str:
     raise errors.InputError(f"unknown device {device!r}: use 'auto', 'cpu' or 'gpu' (e.g. 'GPU:0')")
 
 
-def device_env(device: str) -> dict[str, str | None]:
-    """Environment the worker sets before importing Keras for a device choice (``None`` = leave as inherited)."""
+def device_env(device: str) -> dict[str, str]:
+    """Environment the worker sets before importing Keras for a device choice ("auto": as inherited)."""
     device = normalize_device(device)
     if device == "cpu":
-        return {"CUDA_VISIBLE_DEVICES": "-1"}
+        return {"CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu"}
     if device.startswith("gpu:"):
         return {"CUDA_VISIBLE_DEVICES": device[4:]}
     return {}
@@ -183,6 +185,6 @@ def device_env(device: str) -> dict[str, str | None]:
 
 def worker_env(device: str) -> dict[str, str]:
     """All environment settings for a worker: the device, and quiet TensorFlow unless the user chose otherwise."""
-    env = {k: v for k, v in device_env(device).items() if v is not None}
+    env = device_env(device)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     return env
