@@ -65,14 +65,18 @@ def _reset_settings():
 
 
 @pytest.fixture(autouse=True)
-def _no_run_left(qtbot):
-    """A run still going when a test ends is cancelled and waited for, before its viewer goes away."""
+def _no_thread_left(qtbot):
+    """A run still going when a test ends is cancelled, and every background thread the widgets started
+    (runs, the device query, model checks) is waited for: none may outlive its viewer or the Qt application
+    (napari itself waits for them when it quits)."""
     yield
+    from napari.qt.threading import WorkerBase
+
     from napari_superres._napari._upscale import ACTIVE_RUNS
 
     for worker in list(ACTIVE_RUNS):
         worker.cancel_event.set()
-    qtbot.waitUntil(lambda: not ACTIVE_RUNS, timeout=120_000)
+    qtbot.waitUntil(lambda: not ACTIVE_RUNS and not WorkerBase._worker_set, timeout=180_000)
 
 
 @pytest.fixture

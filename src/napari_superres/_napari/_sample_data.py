@@ -24,25 +24,33 @@ def low_res_photo():
 
 
 def focal_stack():
-    """A widefield-like focal series of scikit-image's ``cell`` image: 12 Z slices (2 um apart, 0.5 um pixels)
-    whose defocus blur grows away from the middle slice, with shot noise. ZYX, uint8, 12 x 165 x 138."""
-    from skimage import data
+    """A fluorescence-like focal series of tissue nuclei: the hematoxylin stain of scikit-image's
+    immunohistochemistry image at half resolution, 12 Z slices (2 um apart, 0.5 um pixels) whose defocus blur
+    grows away from the middle, with photon noise. ZYX, uint8, 12 x 256 x 256."""
+    from skimage import color, data
     from skimage.filters import gaussian
 
-    cell = _bicubic_downscale(data.cell(), 4).astype(np.float32) / 255.0
+    stain = color.rgb2hed(data.immunohistochemistry())[..., 0]
+    low, high = np.percentile(stain, (0.5, 99.8))
+    stain = np.clip((stain - low) / (high - low), 0, 1)
+    nuclei = _bicubic_downscale((stain * 255).round().astype(np.uint8), 2).astype(np.float32) / 255.0
     rng = np.random.default_rng(0)
     planes = []
     for z in range(12):
-        defocus = 0.9 * abs(z - 5.5)
-        plane = gaussian(cell, sigma=defocus) if defocus > 0 else cell
-        plane = rng.poisson(plane * 400.0) / 400.0  # photon noise at about 400 photons at full scale
+        defocus = 0.7 * abs(z - 5.5)
+        plane = 0.04 + 0.9 * gaussian(nuclei, sigma=defocus)
+        plane = rng.poisson(plane * 1000.0) / 1000.0  # photon noise, 1000 photons at full scale
         planes.append(np.clip(plane * 255.0, 0, 255))
     stack = np.stack(planes).round().astype(np.uint8)
     meta = {
-        "name": "cell focal stack (ZYX)",
+        "name": "nuclei focal stack (ZYX)",
         "scale": (2.0, 0.5, 0.5),
         "units": ("um", "um", "um"),
-        "colormap": "gray",
-        "metadata": {"description": "scikit-image 'cell' with simulated defocus blur and photon noise"},
+        "colormap": "cyan",
+        "blending": "additive",
+        "metadata": {
+            "description": "hematoxylin stain of scikit-image's immunohistochemistry image, simulated defocus and "
+            "photon noise"
+        },
     }
     return [(stack, meta, "image")]
