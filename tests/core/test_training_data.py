@@ -126,7 +126,7 @@ def test_mixed_channel_counts_and_luminance(photos):
 def test_images_smaller_than_the_patch_are_listed(photos):
     ds = load_folder(photos, scale=2)
     folders.check_patch(ds, 96, 2)
-    with pytest.raises(InputError, match=r"2 image\(s\) smaller than the patch of 128 pixels: chelsea\.png \(160x120\), coffee"):
+    with pytest.raises(InputError, match=r"2 image\(s\) smaller than the patch of 128 pixels: chelsea\.png \(160x120"):
         folders.check_patch(ds, 128, 2)
 
 

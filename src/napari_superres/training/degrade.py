@@ -36,7 +36,8 @@ class Degradation:
 
     @classmethod
     def from_config(cls, cfg) -> "Degradation":
-        return cls(int(cfg.scale), cfg.degradation, float(cfg.blur), float(cfg.noise), float(cfg.poisson), int(cfg.jpeg))
+        return cls(int(cfg.scale), cfg.degradation, float(cfg.blur), float(cfg.noise), float(cfg.poisson),
+                   int(cfg.jpeg))
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "blur": self.blur, "noise": self.noise, "poisson": self.poisson, "jpeg": self.jpeg}

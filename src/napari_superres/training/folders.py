@@ -185,7 +185,9 @@ def _scan(folder: Path) -> tuple:
         except InputError as e:
             bad.append(str(e).replace(str(p), p.name))
     if bad:
-        raise InputError(f"{len(bad)} file(s) in {folder} cannot be used; fix or remove them: " + "; ".join(bad[:_MAX_NAMES]))
+        raise InputError(
+            f"{len(bad)} file(s) in {folder} cannot be used; fix or remove them: " + "; ".join(bad[:_MAX_NAMES])
+        )
     return files, skipped
 
 

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import keras
 import numpy as np
 
-from ..errors import InputError, OutputError, SuperResError
+from ..errors import Cancelled, InputError, OutputError, SuperResError
 from ..models.loading import SRModel, save_model
 from ..models.registry import build_model, geometry
 from .config import TrainConfig
@@ -26,6 +26,7 @@ from .losses import PIXEL_LOSSES
 from .patches import ImageCache, PatchSampler
 from .plan import Plan, prepare
 from .runfiles import RunLog, checkpoint_path, load_checkpoint, log_path, run_dir, save_checkpoint
+from .tboard import ScalarWriter
 from .validation import run_model
 
 # what must match between a checkpoint and a resumed run
@@ -67,12 +68,12 @@ class _Run(keras.callbacks.Callback):
     """Everything that happens between steps and after each epoch."""
 
     def __init__(self, *, cfg, generator, trainer, batches, samples, kind, base, runlog, normalization,
-                 channels, describe, state, progress, cancel):
+                 channels, describe, state, progress, cancel, board):
         super().__init__()
         self.cfg, self.generator, self.trainer, self.batches = cfg, generator, trainer, batches
         self.samples, self.kind, self.base, self.runlog = samples, kind, base, runlog
         self.normalization, self.channels, self.describe = normalization, channels, describe
-        self.state, self.progress, self.cancel = state, progress, cancel
+        self.state, self.progress, self.cancel, self.board = state, progress, cancel, board
         self.status = "running"
         self.nan_at = None
         self.steps_in_epoch = 0
@@ -109,8 +110,12 @@ class _Run(keras.callbacks.Callback):
             if k in logs:
                 record[k] = float(logs[k])
         if self.samples:
-            srm = self.srmodel()
-            val = run_model(srm, self.samples, self.cfg.scale, self.kind)
+            try:
+                val = run_model(self.srmodel(), self.samples, self.cfg.scale, self.kind, cancel=self.cancel)
+            except Cancelled:  # stopped during validation: this epoch is not saved
+                self.status = "cancelled"
+                self.trainer.stop_training = True
+                return
             record.update(val_psnr=val["psnr"], val_ssim=val["ssim"])
         record.update(bicubic_psnr=self.base.get("bicubic_psnr"), bicubic_ssim=self.base.get("bicubic_ssim"))
         st = self.state
@@ -126,9 +131,8 @@ class _Run(keras.callbacks.Callback):
         record["best"] = bool(better)
         record["time"] = round(time.time() - self.epoch_start, 3)
         self.runlog.write("epoch", **record)
-        for k in ("val_psnr", "val_ssim", "bicubic_psnr", "bicubic_ssim"):
-            if record.get(k) is not None:
-                logs[k] = record[k]  # for TensorBoard, which runs after this callback
+        if self.board is not None:
+            self.board.write(done, {k: v for k, v in record.items() if k not in ("epoch", "best")})
 
     def srmodel(self) -> SRModel:
         multiple, overlap = geometry(self.cfg.arch, **self.cfg.arch_options)
@@ -273,10 +277,8 @@ def train(config: TrainConfig, progress: Optional[Callable[[int, int], None]] = 
     )
     run = _Run(cfg=cfg, generator=generator, trainer=trainer, batches=batches, samples=samples, kind=kind,
                base=base, runlog=runlog, normalization=normalization, channels=channels, describe=describe,
-               state=state, progress=progress, cancel=cancel)
-    callbacks = [run]
-    if cfg.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(str(run_dir(cfg.out) / "tensorboard"), write_graph=False))
+               state=state, progress=progress, cancel=cancel,
+               board=ScalarWriter(run_dir(cfg.out) / "tensorboard") if cfg.tensorboard else None)
 
     runlog.write(
         "start", model=cfg.out, arch=cfg.arch, scale=cfg.scale, channels=channels, mode="paired" if data.paired
@@ -289,13 +291,15 @@ def train(config: TrainConfig, progress: Optional[Callable[[int, int], None]] = 
         if cancel is not None and cancel():
             run.status = "cancelled"
         else:
-            trainer.fit(batches, epochs=cfg.epochs, initial_epoch=state["epoch"], callbacks=callbacks, verbose=0)
+            trainer.fit(batches, epochs=cfg.epochs, initial_epoch=state["epoch"], callbacks=[run], verbose=0)
         if run.nan_at is not None:
-            kept = (f"kept the model of epoch {state['best_epoch']} at {cfg.out}" if state["saved"]
-                    else "no model was saved")
+            kept = "no model was saved"
+            if state["saved"] and cfg.out.exists():
+                _set_status(cfg.out, "stopped: the loss became NaN")
+                kept = f"kept the model of epoch {state['best_epoch']} at {cfg.out}"
             raise TrainingError(
-                f"the loss became NaN or infinite at epoch {run.nan_at[0]}, step {run.nan_at[1]}; training stopped and "
-                f"{kept} (lower the learning rate, or check the data)"
+                f"the loss became NaN or infinite at epoch {run.nan_at[0]}, step {run.nan_at[1]}; training stopped "
+                f"and {kept} (lower the learning rate, or check the data)"
             )
         if run.status == "running":
             run.status = "finished"
@@ -308,6 +312,9 @@ def train(config: TrainConfig, progress: Optional[Callable[[int, int], None]] = 
         runlog.write("error", message=message, model=cfg.out if cfg.out.exists() else None,
                      epochs=state["epoch"])
         raise
+    finally:
+        if run.board is not None:
+            run.board.close()
     runlog.write(
         "end", status=run.status, model=cfg.out, epochs=state["epoch"], best_epoch=state["best_epoch"],
         val_psnr=state["best_psnr"], val_ssim=state["best_ssim"], **base, seconds=round(time.time() - t_start, 1),

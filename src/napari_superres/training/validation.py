@@ -111,7 +111,8 @@ def _degrade_stored(hr: np.ndarray, f: ImageFile, deg: Degradation, normalizatio
     """LR of a stored HR slice, in the stored dtype. The plain benchmark degradation works on the stored
     values directly (uint8 through Pillow's 8-bit path, as the literature); others on normalised values."""
     if deg.plain:
-        return metrics.bicubic_downscale(hr, deg.scale) if deg.kind == "bicubic" else metrics.area_downscale(hr, deg.scale)
+        down = metrics.bicubic_downscale if deg.kind == "bicubic" else metrics.area_downscale
+        return down(hr, deg.scale)
     x = hr[..., None] if hr.ndim == 2 else hr
     norm = normalizer_of(f, normalization)
     if len(norm.offset) != x.shape[-1]:  # luminance of RGB: one channel, the file's own range
