@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import Cancelled, InputError, OutputError, SuperResError
 from .axes import make_layout, resolve_axes
-from .lazy import BlockJob, fit_normalizer_lazy, make_job, plan_chunks
+from .lazy import BlockJob, fit_normalizer_lazy, make_job, plan_chunks, slice_axes
 
 ZARR_SUFFIXES = (".zarr",)
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -448,7 +448,8 @@ def run_block(source: Source, job: BlockJob, block: Block) -> np.ndarray:
     index = list(block.slices)
     index[job.y_axis] = slice(ya, yb)
     index[job.x_axis] = slice(xa, xb)
-    return job.run(source.read(tuple(index)), (ya, xa), block.core)
+    lead = tuple(block.slices[ax].start or 0 for ax in slice_axes(job))
+    return job.run(source.read(tuple(index)), (ya, xa), block.core, lead)
 
 
 def out_index(job: BlockJob, block: Block):

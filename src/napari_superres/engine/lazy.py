@@ -102,11 +102,12 @@ class BlockJob:
             int(max(c.max() for c in cs)) + 1,
         )
 
-    def run(self, region: np.ndarray, origin: Tuple[int, int], core: Tuple[int, int, int, int]) -> np.ndarray:
+    def run(self, region: np.ndarray, origin: Tuple[int, int], core: Tuple[int, int, int, int], lead=()) -> np.ndarray:
         """Upscale the core ``[y0, y1) x [x0, x1)`` (image pixels) of ``region``, an input block in the data's
-        axes whose Y/X start at ``origin`` and that holds ``source_span(core)``. Returns the output block."""
+        axes whose Y/X start at ``origin`` and that holds ``source_span(core)``. ``lead``: where the block
+        starts along the slice axes (every axis but Y, X and the channel), in the data's order. Returns the
+        output block."""
         ya, xa = origin
-        y0, y1, x0, x1 = core
         region = np.asarray(region)
         layout = make_layout(region.shape, self.axes)
         x = to_batches(region, layout)
@@ -114,7 +115,8 @@ class BlockJob:
             check_finite(x)
         srm = self.model.get()
         fed, alpha = fold_channels(self.norm.forward(x), self.plan)
-        y = self._predict(model_predict(srm, self.plan, self.tta), fed, ya, xa, core)
+        images = self._global_images(layout, tuple(lead) or (0,) * len(layout.slice_shape))
+        y = self._predict(model_predict(srm, self.plan, self.tta), fed, images, ya, xa, core)
         if not np.isfinite(y).all():
             raise ModelError(
                 f"The model produced {int((~np.isfinite(y)).sum())} NaN/inf values; it cannot be used on this image."
@@ -127,30 +129,62 @@ class BlockJob:
         y = unfold_channels(y, self.plan, x.shape[0], alpha_up)
         return from_batches(self.norm.inverse(y, np.dtype(self.dtype)), layout, self.scale)
 
-    def _predict(self, predict, images, ya, xa, core) -> np.ndarray:
+    def _global_images(self, layout, lead) -> np.ndarray:
+        """Index, in the whole array's model batches, of each image of this block's model batch."""
+        full = make_layout(self.shape, self.axes)
+        if not layout.slice_shape:
+            flat = np.zeros(1, np.int64)
+        else:
+            local = np.indices(layout.slice_shape).reshape(len(layout.slice_shape), -1)
+            flat = np.ravel_multi_index(tuple(local + np.reshape(lead, (-1, 1))), full.slice_shape)
+        if self.plan.separate:  # fold_channels puts channel c of slice n at n * C + c
+            c = layout.channels - (1 if self.plan.alpha else 0)
+            flat = (flat[:, None] * c + np.arange(c)).reshape(-1)
+        return flat
+
+    def _predict(self, predict, images, global_images, ya, xa, core) -> np.ndarray:
         """The windows whose cores meet ``core``, batched; only their cores inside ``core`` are kept
-        (``tiling.predict_tiled`` for a part of the image, with the whole image's window plan)."""
+        (``tiling.predict_tiled`` for a part of the image, with the whole image's window plan).
+
+        A window goes through the model in a batch of the size the in-memory run gives it (that run's last
+        batch may be smaller): some convolution kernels round differently for other batch sizes (N = 1), so
+        batches are padded to that size; a window's result never depends on the other windows in its batch."""
         y0, y1, x0, x1 = core
         s, (wh, ww) = self.scale, self.window
         H, W = self.height, self.width
         iy = _reflect_index(H, self.padded[0]) - ya
         ix = _reflect_index(W, self.padded[1]) - xa
+        all_rows = [r for r in self.rows if r[1] < H]
+        all_cols = [c for c in self.cols if c[1] < W]
         rows = self._selected(self.rows, H, y0, y1)
         cols = self._selected(self.cols, W, x0, x1)
-        jobs = [(n, r, c) for n in range(images.shape[0]) for r in rows for c in cols]
+        total = int(np.prod(make_layout(self.shape, self.axes).slice_shape, dtype=np.int64))
+        if self.plan.separate:
+            total *= make_layout(self.shape, self.axes).channels - (1 if self.plan.alpha else 0)
+        total *= len(all_rows) * len(all_cols)
+        last_start = ((total - 1) // self.batch_size) * self.batch_size
+        groups = {}
+        for n in range(images.shape[0]):
+            for r in rows:
+                for c in cols:
+                    k = (int(global_images[n]) * len(all_rows) + all_rows.index(r)) * len(all_cols) + all_cols.index(c)
+                    size = total - last_start if k >= last_start else self.batch_size
+                    groups.setdefault(size, []).append((n, r, c))
         out = None
-        for b0 in range(0, len(jobs), self.batch_size):
-            part = jobs[b0 : b0 + self.batch_size]
-            batch = np.stack([_window(images[n], iy, ix, r[0], c[0], wh, ww) for n, r, c in part])
-            pred = np.asarray(predict(batch))
-            if out is None:
-                out = np.empty((images.shape[0], (y1 - y0) * s, (x1 - x0) * s, pred.shape[3]), np.float32)
-            for k, (n, (ry, cy0, cy1), (rx, cx0, cx1)) in enumerate(part):
-                cy0, cy1 = max(cy0, y0), min(cy1, y1, H)
-                cx0, cx1 = max(cx0, x0), min(cx1, x1, W)
-                out[n, (cy0 - y0) * s : (cy1 - y0) * s, (cx0 - x0) * s : (cx1 - x0) * s] = pred[
-                    k, (cy0 - ry) * s : (cy1 - ry) * s, (cx0 - rx) * s : (cx1 - rx) * s
-                ]
+        for size, jobs in groups.items():
+            for b0 in range(0, len(jobs), size):
+                part = jobs[b0 : b0 + size]
+                batch = [_window(images[n], iy, ix, r[0], c[0], wh, ww) for n, r, c in part]
+                batch += [batch[-1]] * (size - len(part))  # padding, discarded
+                pred = np.asarray(predict(np.stack(batch)))
+                if out is None:
+                    out = np.empty((images.shape[0], (y1 - y0) * s, (x1 - x0) * s, pred.shape[3]), np.float32)
+                for k, (n, (ry, cy0, cy1), (rx, cx0, cx1)) in enumerate(part):
+                    cy0, cy1 = max(cy0, y0), min(cy1, y1, H)
+                    cx0, cx1 = max(cx0, x0), min(cx1, x1, W)
+                    out[n, (cy0 - y0) * s : (cy1 - y0) * s, (cx0 - x0) * s : (cx1 - x0) * s] = pred[
+                        k, (cy0 - ry) * s : (cy1 - ry) * s, (cx0 - rx) * s : (cx1 - rx) * s
+                    ]
         return out
 
     def __dask_tokenize__(self):
@@ -316,14 +350,16 @@ class _Tracker:
         self.lock = threading.Lock()
 
 
-def _run_block(region, job: BlockJob, ybounds, xbounds, halo, tracker=None, block_id=None):
-    """map_overlap's function: the block's place from its id, its halo from the depth (none at the edges)."""
+def _run_block(region, job: BlockJob, ybounds, xbounds, halo, starts, tracker=None, block_id=None):
+    """map_overlap's function: the block's place from its id, its halo from the depth (none at the edges).
+    ``starts``: per slice axis, where each chunk begins."""
     if tracker is not None:
         tracker.before()
     i, j = block_id[job.y_axis], block_id[job.x_axis]
     y0, y1, x0, x1 = ybounds[i], ybounds[i + 1], xbounds[j], xbounds[j + 1]
     ya, xa = max(0, y0 - halo[0]), max(0, x0 - halo[1])
-    out = job.run(region, (ya, xa), (y0, y1, x0, x1))
+    lead = tuple(starts[ax][block_id[ax]] for ax in sorted(starts))
+    out = job.run(region, (ya, xa), (y0, y1, x0, x1), lead)
     if tracker is not None:
         tracker.after()
     return out
@@ -377,8 +413,19 @@ def upscale_dask(
         ybounds=tuple(yb),
         xbounds=tuple(xb),
         halo=halo,
+        starts=_slice_starts(job, data.chunks),
         tracker=tracker,
     )
+
+
+def slice_axes(job: BlockJob):
+    """The data's axes that are carried slice by slice (not Y, X or the channel axis)."""
+    chan = make_layout(job.shape, job.axes).channel_axis
+    return [i for i in range(len(job.shape)) if i not in (job.y_axis, job.x_axis, chan)]
+
+
+def _slice_starts(job: BlockJob, chunks) -> dict:
+    return {ax: tuple(np.cumsum((0,) + chunks[ax][:-1]).tolist()) for ax in slice_axes(job)}
 
 
 def _with_norm(job: BlockJob, norm: Normalizer) -> BlockJob:

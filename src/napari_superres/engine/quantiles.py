@@ -100,7 +100,7 @@ def _bracket_counts(block, channel_axis, brackets):
     counts = np.zeros((len(brackets), BINS), np.int64)
     span = {"min": np.full(len(brackets), np.inf), "max": np.full(len(brackets), -np.inf)}
     for i, (c, lo, hi) in enumerate(brackets):
-        v = cols[:, c]
+        v, lo, hi = cols[:, c], np.float64(lo), np.float64(hi)  # float64 scalars: compare exactly, not in float32
         below[i] = int(np.count_nonzero(v < lo))
         inside = v[(v >= lo) & (v < hi)]
         if inside.size:
@@ -113,7 +113,11 @@ def _bracket_counts(block, channel_axis, brackets):
 
 def _gather(block, channel_axis, brackets):
     cols = _columns(np.asarray(block), channel_axis)
-    return [cols[:, c][(cols[:, c] >= lo) & (cols[:, c] < hi)] for c, lo, hi in brackets]
+    out = []
+    for c, lo, hi in brackets:
+        v = cols[:, c]
+        out.append(v[(v >= np.float64(lo)) & (v < np.float64(hi))])
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- order stats
