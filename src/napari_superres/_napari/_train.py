@@ -30,7 +30,7 @@ from napari_superres.errors import Cancelled, InputError, SuperResError
 from . import _models
 from ._folder import FolderSummary, summarize_folder
 from ._state import RunState, stream
-from ._upscale import ACTIVE_RUNS, cancel_flag, show_failure
+from ._upscale import ACTIVE_RUNS, NapariProgress, cancel_flag, show_failure
 
 if TYPE_CHECKING:
     import napari
@@ -65,7 +65,7 @@ class TrainWidget(Container):
         from ._menu import ensure_context_menu_item
         from ._plot import TrainingPlot
 
-        super().__init__(labels=True)
+        super().__init__(labels=False)
         ensure_context_menu_item()
         self._viewer = viewer
         self._worker = None
@@ -117,8 +117,9 @@ class TrainWidget(Container):
         self._delete = PushButton(text="Delete")
         self._library_info.native.setWordWrap(True)
 
-        self.extend(
-            [
+        training = Container(
+            labels=True,
+            widgets=[
                 self._folder,
                 self._folder_info,
                 self._arch,
@@ -135,18 +136,22 @@ class TrainWidget(Container):
                 Container(widgets=[self._start, self._stop], layout="horizontal", labels=False),
                 self._bar,
                 self._status,
-            ]
+            ],
         )
-        self.native.layout().addWidget(self._plot)
-        self._plot.setMinimumHeight(200)
-        self.extend(
-            [
+        library = Container(
+            labels=True,
+            widgets=[
                 self._library,
                 self._library_info,
                 self._new_name,
                 Container(widgets=[self._rename, self._delete], layout="horizontal", labels=False),
-            ]
+            ],
         )
+        self.extend([training, library])
+        self._plot.setMinimumHeight(200)
+        self.native.layout().insertWidget(1, self._plot)  # the live plot between the run and the library
+        for sub in (training, library):
+            sub.margins = (0, 0, 0, 0)
 
         self._folder.changed.connect(self._refresh_summary)
         self._scale.changed.connect(self._refresh_summary)
@@ -292,6 +297,7 @@ class TrainWidget(Container):
         self._epochs_seen, self._epochs, self._end_status = 0, config["epochs"], ""
         self._plot.clear()
         self.state.done = self.state.total = 0
+        self._pbar = NapariProgress(f"napari-superres: training {Path(config['out']).stem}")
         worker.yielded.connect(self._on_event)
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
@@ -325,6 +331,7 @@ class TrainWidget(Container):
             self.state.total, self.state.done = int(event.get("total", 0)), int(event.get("done", 0))
             if self._epochs_seen == 0:
                 self.state.message = f"Training: step {self.state.done}/{self.state.total}"
+            self._pbar.update(self.state.done, self.state.total)
         elif kind == "epoch":
             self._epochs_seen += 1
             if self._alive:
@@ -356,6 +363,7 @@ class TrainWidget(Container):
         show_failure(exc, "Training")
 
     def _on_finished(self):
+        self._pbar.close()
         ACTIVE_RUNS.discard(self._worker)
         self.state.running = False
         if self._alive:

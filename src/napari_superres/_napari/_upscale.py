@@ -99,6 +99,33 @@ def cancel_flag():
     return event, cancel
 
 
+class NapariProgress:
+    """napari's progress bar (status bar and activity dock) for a background run. napari's bar processes
+    pending Qt events while it updates, so a run may end in the middle of an update: every call checks."""
+
+    def __init__(self, description: str):
+        from napari.utils import progress
+
+        self._bar = progress(total=0, desc=description)
+        self._description = description
+        self.closed = False
+
+    def update(self, done: int, total: int, description: str | None = None) -> None:
+        if not self.closed and description is not None and self._description != description:
+            self._description = description
+            self._bar.set_description(description)
+        if not self.closed and self._bar.total != total:
+            self._bar.total = total
+        if not self.closed and self._bar.n != done:
+            self._bar.n = done
+            self._bar.update(0)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._bar.close()
+
+
 def show_failure(exc: BaseException, what: str) -> None:
     """One notification line for a failed run, never a traceback in the user's face (logged for debugging)."""
     from napari.utils.notifications import show_error, show_info
@@ -123,14 +150,13 @@ def start_upscale(
     Returns the worker; ``worker.cancel_event`` stops the run."""
     from napari.layers import Layer
     from napari.qt.threading import create_worker
-    from napari.utils import progress
 
     settings = dataclasses.replace(settings)  # the run keeps its own copy
     cancel_event, cancel = cancel_flag()
     worker = create_worker(upscale_steps, list(layers), settings, cancel=cancel, _ignore_errors=True)
     cancel.worker = worker
     worker.cancel_event = cancel_event
-    pbar = progress(total=0, desc="napari-superres: starting the model worker")
+    pbar = NapariProgress("napari-superres: starting the model worker")
     state = state or RunState()
 
     def on_yielded(item):
@@ -141,14 +167,12 @@ def start_upscale(
             log.warning("napari-superres: result dropped, the viewer is gone (%s)", exc)
 
     def show(item):
+        # Our state first: napari's progress bar processes pending events while it updates, so the next
+        # items of this run (even its end) may be handled inside pbar.update.
         if isinstance(item, Progress):
-            pbar.set_description(f"napari-superres: {item.text}")
-            if item.total != pbar.total:
-                pbar.total = item.total
-            pbar.n = item.done
-            pbar.update(0)
             state.total, state.done = item.total, item.done
             state.message = f"{item.text}: {item.done}/{item.total}" if item.total else f"{item.text}..."
+            pbar.update(item.done, item.total, f"napari-superres: {item.text}")
         else:
             data, meta, kind = item
             viewer.layers.append(Layer.create(data, meta, kind))
@@ -195,7 +219,7 @@ class UpscaleWidget(Container):
         self._model_info = Label(label="", value="")
         self._fit = Label(label="", value="")
         self._tile = SpinBox(
-            label="Tile size",
+            label="Tile (0: auto)",
             min=0,
             max=8192,
             step=32,
@@ -232,7 +256,6 @@ class UpscaleWidget(Container):
                 self._status,
             ]
         )
-        self._tile.native.setSpecialValueText("auto")
         self._select_model(LAST_SETTINGS.model)
 
         self._model.changed.connect(self._update_info)
