@@ -140,8 +140,10 @@ def test_uint16_tiff_stack_trains_a_gray_model_with_percentile_normalisation(tmp
     (tmp_path / "stack").mkdir()
     tifffile.imwrite(tmp_path / "stack" / "cells.tif", stack, imagej=True, metadata={"axes": "ZYX"})
     out = tmp_path / "stack.keras"
-    train(_tiny(tmp_path / "stack", out, val_fraction=0.34))
+    # camera-like degradation: optical blur, pixel binning, read noise
+    train(_tiny(tmp_path / "stack", out, val_fraction=0.34, degradation="area", blur=0.8, noise=0.02))
     desc = read_description(out)
+    assert desc["training"]["degradation"] == {"kind": "area", "blur": 0.8, "noise": 0.02, "poisson": 0.0, "jpeg": 0}
     assert desc["channels"] == 1
     assert desc["normalization"] == {"mode": "percentile", "low": 2.0, "high": 99.8}
     assert desc["training"]["images"] == 4 and desc["validation"]["images"] == 2  # split by slices
@@ -211,7 +213,7 @@ def test_cancel_leaves_a_loadable_model(small_photos, tmp_path):
 
 def test_gan_end_to_end_gives_a_loadable_model(small_photos, tmp_path):
     out = tmp_path / "gan.keras"
-    train(_tiny(small_photos, out, epochs=2, steps_per_epoch=3, gan=True, gan_pretrain=2))
+    train(_tiny(small_photos, out, epochs=2, steps_per_epoch=3, gan=True, gan_pretrain=2, jpeg=60))
     epochs = _epochs(out)
     assert len(epochs) == 2 and all(np.isfinite(e["d_loss"]) and np.isfinite(e["adv_loss"]) for e in epochs)
     desc = read_description(out)
