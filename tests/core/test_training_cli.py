@@ -176,3 +176,31 @@ def test_evaluate_bad_inputs(photos, tmp_path, capsys):
     _fails(capsys, ["evaluate", "-m", "espcn-x2", str(tmp_path / "nowhere")], "data folder not found")
     tifffile.imwrite(tmp_path / "fake.keras", np.zeros((4, 4), np.uint8))
     _fails(capsys, ["evaluate", "-m", str(tmp_path / "fake.keras"), str(photos)], "not a Keras model")
+
+
+def test_ctrl_c_stops_after_the_step_and_keeps_a_model(photos, tmp_path):
+    import time
+
+    from napari_superres.models.loading import load_model
+    from napari_superres.training import log_path, read_log
+
+    out = tmp_path / "m.keras"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    argv = _train(photos, out, "--epochs", "500", "--steps", "3")
+    proc = subprocess.Popen([sys.executable, "-m", "napari_superres.cli", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.time() + 300
+        while not (log_path(out).exists() and any(r["event"] == "epoch" for r in read_log(log_path(out)))):
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "stopping after this step" in stderr and "Traceback" not in stderr
+    assert "stopped (cancelled)" in stdout
+    end = read_log(log_path(out))[-1]
+    assert end["event"] == "end" and end["status"] == "cancelled" and end["epochs"] < 500
+    assert load_model(out).scale == 2
