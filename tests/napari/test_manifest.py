@@ -21,7 +21,7 @@ def test_manifest_is_valid():
         assert callable(getattr(__import__(module, fromlist=[attr]), attr))
 
 
-def test_both_widgets_dock(make_napari_viewer):
+def test_both_widgets_dock(make_napari_viewer, qtbot):
     from napari_superres._napari._train import TrainWidget
     from napari_superres._napari._upscale import UpscaleWidget
 
@@ -29,7 +29,13 @@ def test_both_widgets_dock(make_napari_viewer):
     dock_u, upscale = viewer.window.add_plugin_dock_widget("napari-superres", "Upscale")
     dock_t, train = viewer.window.add_plugin_dock_widget("napari-superres", "Train")
     assert isinstance(upscale, UpscaleWidget) and isinstance(train, TrainWidget)
-    assert dock_u.name == "Upscale (napari-superres)" or "Upscale" in dock_u.name
+    assert "Upscale" in dock_u.name and "Train" in dock_t.name
+    # the device list comes from the worker: its GPUs if it sees any, and the CPU
+    from napari_superres.worker.client import get_client
+
+    qtbot.waitUntil(lambda: upscale._devices_known, timeout=180_000)
+    gpus = [d.upper() for d in get_client().devices() if d.lower().startswith("gpu")]
+    assert [upscale._device.native.itemText(i) for i in range(upscale._device.native.count())] == gpus + ["CPU"]
 
 
 def test_menu_items(make_napari_viewer):

@@ -202,4 +202,5 @@ def test_rename_and_delete_user_models(qtbot, train_widget, models, monkeypatch)
     widget._confirm_delete()
     assert not renamed.exists()
     assert str(renamed.resolve()) not in list(upscale._model.choices)
-    assert widget._library.value is None and not widget._delete.enabled
+    assert str(renamed.resolve()) not in list(widget._library.choices)
+    assert widget._library.value != str(renamed.resolve())

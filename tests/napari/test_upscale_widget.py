@@ -102,6 +102,26 @@ def test_3d_stack_every_slice(qtbot, upscale_widget, models, notes):
     np.testing.assert_allclose(out.scale, (3.0, 0.25, 0.25))
 
 
+def test_4d_dask_layer(qtbot, upscale_widget, models, notes):
+    """A lazy (Dask) TZYX layer, as readers open big files: every slice is upscaled, chunk by chunk."""
+    import dask.array as da
+
+    viewer, widget = upscale_widget
+    data = np.random.default_rng(2).integers(0, 60000, size=(2, 3, 24, 32), dtype=np.uint16)
+    lazy = da.from_array(data, chunks=(1, 1, 24, 32))
+    layer = viewer.add_image(lazy, name="timelapse", scale=(1.0, 2.0, 0.3, 0.3), contrast_limits=(0, 60000))
+    widget._image.value = layer
+    browse(qtbot, widget, models["nearest-gray-x2"])
+
+    run_and_wait(qtbot, widget)
+
+    assert notes.errors() == []
+    out = viewer.layers[-1]
+    assert isinstance(out.data, np.ndarray) and out.data.shape == (2, 3, 48, 64) and out.data.dtype == np.uint16
+    np.testing.assert_array_equal(out.data, nearest2(data))
+    np.testing.assert_allclose(world_box(out), world_box(layer), atol=1e-9)
+
+
 def test_3d_stack_z_too(qtbot, upscale_widget, models, notes):
     viewer, widget = upscale_widget
     stack = np.random.default_rng(1).integers(0, 255, size=(6, 32, 40), dtype=np.uint8)
