@@ -249,3 +249,23 @@ def test_browse_refuses_a_file_that_is_not_a_model(qtbot, upscale_widget, tmp_pa
     qtbot.waitUntil(lambda: bool(notes.errors()), timeout=60_000)
     assert "weights.keras" in notes.errors()[0]
     assert list(widget._model.choices) == before
+
+
+def test_generator_runs_synchronously(models):
+    """The widget's work is one generator (progress, then the layer): it runs without a viewer or a thread."""
+    from napari.layers import Image
+
+    from napari_superres._napari._state import UpscaleSettings
+    from napari_superres._napari._upscale import Progress, upscale_steps
+
+    data = np.arange(6 * 20 * 24, dtype=np.uint16).reshape(6, 20, 24)
+    layer = Image(data, name="plain", scale=(1.0, 0.5, 0.5))
+    items = list(upscale_steps([layer], UpscaleSettings(model=models["nearest-gray-x2"])))
+
+    progress, result = items[:-1], items[-1]
+    assert progress and all(isinstance(p, Progress) for p in progress)
+    assert progress[-1].done == progress[-1].total == 6  # one step per slice of the stack
+    out, meta, kind = result
+    assert kind == "image" and meta["name"] == "plain (x2 nearest-gray-x2)"
+    np.testing.assert_array_equal(out, nearest2(data))
+    assert tuple(meta["scale"]) == (1.0, 0.25, 0.25)

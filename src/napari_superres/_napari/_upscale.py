@@ -315,7 +315,7 @@ class UpscaleWidget(Container):
         if channels == 1 and layer.rgb:
             return "1-channel model on an RGB layer: each colour channel is upscaled separately."
         if channels == 3 and not layer.rgb:
-            return "RGB model on a grayscale layer: the grey image is fed as three equal channels."
+            return "RGB model on a grayscale layer: the grey image goes in as three equal channels, averaged back."
         return ""
 
     def _pick_file(self, *_):
