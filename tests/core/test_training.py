@@ -162,6 +162,19 @@ def test_uint16_tiff_stack_trains_a_gray_model_with_percentile_normalisation(tmp
     assert all(np.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in result["images"])
 
 
+def test_gray_model_on_the_luminance_of_rgb_photos(small_photos, tmp_path):
+    out = tmp_path / "gray.keras"
+    train(_tiny(small_photos, out, channels=1, noise=0.01))
+    desc = read_description(out)
+    assert desc["channels"] == 1 and desc["normalization"] == {"mode": "range"}
+    assert desc["validation"]["metric"] == "uint8" and np.isfinite(desc["validation"]["psnr"])
+    from napari_superres import upscale
+
+    rgb = data.astronaut()[:40, :48]
+    up = upscale(rgb, out)  # a gray model takes each colour channel on its own
+    assert up.shape == (80, 96, 3) and up.dtype == np.uint8
+
+
 def test_resume_continues_from_the_checkpoint_epoch(small_photos, tmp_path):
     out = tmp_path / "resumed.keras"
     train(_tiny(small_photos, out, epochs=1))

@@ -16,6 +16,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..engine.normalize import fit_normalizer
 from ..errors import InputError
 from . import metrics
 from .config import DEGRADATIONS
@@ -115,8 +116,8 @@ def _degrade_stored(hr: np.ndarray, f: ImageFile, deg: Degradation, normalizatio
         return down(hr, deg.scale)
     x = hr[..., None] if hr.ndim == 2 else hr
     norm = normalizer_of(f, normalization)
-    if len(norm.offset) != x.shape[-1]:  # luminance of RGB: one channel, the file's own range
-        norm = type(norm)(norm.mode, norm.dtype, norm.offset[:1], norm.factor[:1])
+    if len(norm.offset) != x.shape[-1]:  # luminance of RGB: fitted on the luminance, as inference would
+        norm = fit_normalizer(x, normalization, channel_axis=-1)
     lr = norm.inverse(degrade(norm.forward(x), deg, rng), hr.dtype)
     return lr[..., 0] if hr.ndim == 2 else lr
 
