@@ -175,8 +175,6 @@ def _upscale_z_numpy(vol, srm, factor, method, norm, tile, batch_size, chan):
 
 
 def _upscale_z_dask(vol, srm, factor, method, norm, tile, batch_size, chan):
-    import dask.array as da
-
     from .distributed import ModelHandle
 
     handle = None if srm is None else (srm if isinstance(srm, ModelHandle) else ModelHandle(srm))

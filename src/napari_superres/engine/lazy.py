@@ -29,7 +29,7 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
-from ..errors import Cancelled, InputError, ModelError
+from ..errors import Cancelled, ModelError
 from .api import _as_srmodel, _bicubic, model_predict, tiling_settings
 from .axes import ChannelPlan, fold_channels, from_batches, make_layout, plan_channels, to_batches, unfold_channels
 from .distributed import ModelHandle
@@ -291,10 +291,11 @@ def fit_chunks(data, job: BlockJob):
             notes.append("RGBA needs whole Y/X planes (alpha is resized by bicubic interpolation of the plane)")
     else:
         yb, xb, dy, dx = plan_chunks(job, data.chunks)
-        for a, windows, bounds in (("Y", job.rows, yb), ("X", job.cols, xb)):
-            core = max(min(w[2], job.shape[job.axes.index(a)]) - w[1] for w in windows)
-            if max(data.chunks[job.axes.index(a)]) < core:
-                notes.append(f"{a} chunks ({max(data.chunks[job.axes.index(a)])} px) are smaller than a tile ({core} px); merged")
+        for a, windows in (("Y", job.rows), ("X", job.cols)):
+            i = job.axes.index(a)
+            core = max(min(w[2], job.shape[i]) - w[1] for w in windows)
+            if max(data.chunks[i]) < core:
+                notes.append(f"{a} chunks ({max(data.chunks[i])} px) are smaller than a tile ({core} px); merged")
     new[job.y_axis] = tuple(np.diff(yb).tolist())
     new[job.x_axis] = tuple(np.diff(xb).tolist())
     if notes:
