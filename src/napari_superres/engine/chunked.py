@@ -339,6 +339,8 @@ class TiffOutput:
 
         axes = self.meta["axes"]
         kw = dict(data=None, shape=self.shape, dtype=self.dtype, bigtiff=True, returnoffset=True, photometric="minisblack")
+        if axes.endswith("YXC") and self.shape[-1] in (3, 4) and self.dtype in (np.uint8, np.uint16):
+            kw.update(photometric="rgb", extrasamples=["unassalpha"] if self.shape[-1] == 4 else None)
         if self.meta.get("axes_known") and "C" not in axes[-1:]:
             ome = {"axes": axes}
             for a, size in (self.meta.get("pixel_size") or {}).items():
