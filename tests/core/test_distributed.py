@@ -76,6 +76,15 @@ def test_file_job_on_the_cluster_equals_one_process_without_reloading(client, mo
     assert set(_loads(client, ModelHandle(model).key).values()) == {1}  # still once per worker
 
 
+def test_z_upscaling_runs_on_the_cluster_too(client, model, stack, tmp_path):
+    from napari_superres.engine.anisotropic import upscale_z
+
+    src = tmp_path / "in.zarr"
+    write_image(src, stack[:4], meta={"axes": "ZYX"})
+    dst = upscale_file(src, tmp_path / "out.zarr", model, z_factor=2, scheduler=client.scheduler.address, quiet=True)
+    np.testing.assert_array_equal(read_image(dst)[0], upscale(upscale_z(stack[:4], model), model))
+
+
 def test_a_worker_that_dies_mid_job_has_its_blocks_redone(client, model, stack, tmp_path):
     src = tmp_path / "in.zarr"
     write_image(src, stack, meta={"axes": "ZYX"})

@@ -18,6 +18,7 @@ must be on a filesystem they share, and load the model once per worker); this pr
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -569,7 +570,9 @@ def upscale_file(
                 shutil.rmtree(work)
             work.mkdir()
         if z_factor:
-            source = _z_stage(source, work, handle, meta["axes"], z_factor, z_method, normalization, tile, batch_size, quiet)
+            source = _z_stage(
+                source, work, handle, meta["axes"], z_factor, z_method, normalization, tile, batch_size, quiet, client
+            )
         if state is None:
             norm = fit_normalizer_lazy(source.to_dask(_stat_chunks(source, job)), job, spec)
             state = {"job": fingerprint, "normalizer": [norm.mode, norm.dtype.str, list(norm.offset), list(norm.factor)]}
@@ -633,7 +636,7 @@ def _stat_chunks(source: Source, job: Optional[BlockJob], axes: Optional[str] = 
     return tuple(min(n, 2048) if a in "YX" else (n if a in "CS" else 1) for a, n in zip(axes, source.shape))
 
 
-def _z_stage(source, work, handle, axes, factor, method, normalization, tile, batch_size, quiet) -> Source:
+def _z_stage(source, work, handle, axes, factor, method, normalization, tile, batch_size, quiet, client=None) -> Source:
     """Upscale Z into ``work/z.zarr`` (skipped when an earlier run finished it); the XY step reads that."""
     import dask.array as da
 
@@ -651,8 +654,15 @@ def _z_stage(source, work, handle, axes, factor, method, normalization, tile, ba
             normalization=normalization, tile=tile, batch_size=batch_size,
         )
         planes = tuple(min(n, OUT_CHUNK) if a in "YX" else (n if a in "CS" else 1) for a, n in zip(axes, lazy.shape))
+        store = da.to_zarr(lazy.rechunk(planes), str(target), compute=False)
         try:
-            da.to_zarr(lazy.rechunk(planes), str(target))
+            if client is not None:
+                client.compute(store).result()
+            else:
+                from dask.diagnostics import ProgressBar
+
+                with ProgressBar(out=sys.stderr) if not quiet else contextlib.nullcontext():
+                    store.compute()
         except OSError as exc:
             if exc.errno in NO_SPACE:
                 raise OutputError(f"no space left for the Z step in {work}; free some space and run again") from None
