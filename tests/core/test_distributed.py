@@ -70,8 +70,9 @@ def test_file_job_on_the_cluster_equals_one_process_without_reloading(client, mo
     src = tmp_path / "in.zarr"
     write_image(src, stack, meta={"axes": "ZYX"})
     address = client.scheduler.address
-    upscale_file(src, tmp_path / "local.zarr", model, tile=40, chunk=32, quiet=True)
-    upscale_file(src, tmp_path / "cluster.zarr", model, tile=40, chunk=32, scheduler=address, quiet=True)
+    kw = dict(tile=40, chunk=32, normalization="percentile", quiet=True)  # statistics on the cluster too
+    upscale_file(src, tmp_path / "local.zarr", model, **kw)
+    upscale_file(src, tmp_path / "cluster.zarr", model, scheduler=address, **kw)
     np.testing.assert_array_equal(read_image(tmp_path / "cluster.zarr")[0], read_image(tmp_path / "local.zarr")[0])
     assert set(_loads(client, ModelHandle(model).key).values()) == {1}  # still once per worker
 

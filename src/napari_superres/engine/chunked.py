@@ -574,7 +574,8 @@ def upscale_file(
                 source, work, handle, meta["axes"], z_factor, z_method, normalization, tile, batch_size, quiet, client
             )
         if state is None:
-            norm = fit_normalizer_lazy(source.to_dask(_stat_chunks(source, job)), job, spec)
+            with client.as_current() if client is not None else contextlib.nullcontext():  # statistics there too
+                norm = fit_normalizer_lazy(source.to_dask(_stat_chunks(source, job)), job, spec)
             state = {"job": fingerprint, "normalizer": [norm.mode, norm.dtype.str, list(norm.offset), list(norm.factor)]}
             _write_json(work / "job.json", state)
         from dataclasses import replace
