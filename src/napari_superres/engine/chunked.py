@@ -591,6 +591,7 @@ def upscale_file(
             else TiffOutput(data_path, out_shape, source.dtype, out_meta)
         )
         if not data_path.exists():
+            (work / "done.txt").unlink(missing_ok=True)  # no data, nothing done
             _guard_space(lambda: writer.create(), dst, work, 0, 1)
         blocks = plan_blocks(job, chunk)
         ledger = Ledger(work / "done.txt")
