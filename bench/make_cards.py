@@ -112,18 +112,23 @@ def card(info, results: dict) -> str:
         "",
     ]
     if speed:
+        mm = results["matmul"]
         lines += [
             f"On {machine_text(results)}, measured by `napari-superres bench` "
-            f"(a {speed['input']} input, batch 1, median of {results['config']['repeats']} calls after warm-up): "
-            f"**{speed['mp_per_s']:.2f} output MP/s** ({speed['ms']:.0f} ms), {speed['macs'] / 1e9:.1f} GMAC per call, "
-            f"{speed['gmac_per_s']:.1f} GMAC/s = efficiency {speed['efficiency']:.2f} of the machine's float32 matrix "
-            f"product ({results['matmul']['float32_gmac_per_s']:.1f} GMAC/s measured in the same run).",
+            f"(a {speed['input']} RGB input, batch 1, float32, median of {results['config']['repeats']} calls after "
+            f"warm-up): **{speed['mp_per_s']:.2f} output MP/s** ({speed['ms']:.0f} ms), {speed['macs'] / 1e9:.1f} GMAC "
+            f"per call. Efficiency **{speed['efficiency']:.2f}**: {speed['gmac_per_cpu_s']:.1f} GMAC per CPU-second "
+            f"against {speed['matmul_gmac_per_cpu_s']:.1f} for a {mm['n']}x{mm['n']} float32 matrix product timed "
+            f"in alternation with it (from wall-clock time: {speed['efficiency_wall']:.2f}; the machine was shared, "
+            f"load average {results['machine'].get('load_average', '?')}).",
         ]
         options = [o for o in results.get("options") or [] if o["model"] == name and "error" not in o]
         if options:
-            lines += ["", "| option | MP/s | speed-up | max change (grey levels) |", "|---|---:|---:|---:|"]
-            lines += [f"| {o['option']} | {o['mp_per_s']:.2f} | x{o['speedup']:.2f} | {o['max_abs_diff']} |"
-                      for o in options]
+            lines += ["", f"Options (`napari-superres bench`, {speed['input']} input; speed-up from CPU time):", "",
+                      "| option | MP/s | speed-up | efficiency | PSNR-Y on the crop | max change (grey levels) |",
+                      "|---|---:|---:|---:|---:|---:|"]
+            lines += [f"| {o['option']} | {o['mp_per_s']:.2f} | x{o['speedup']:.2f} | {o['efficiency']:.2f} | "
+                      f"{o['psnr']:.2f} | {o['max_abs_diff']} |" for o in options]
     else:
         lines.append("Not measured yet: run `napari-superres bench` and `bench/make_cards.py`.")
     lines += [
@@ -156,10 +161,10 @@ def table(infos, results: dict) -> str:
         f"photos it never saw ({', '.join(HELD_OUT)}): PSNR/SSIM on the Y channel (BT.601), border crop = scale, "
         "LR by antialiased bicubic downscaling, next to bicubic and Lanczos upscaling of the same LR images. "
         f"Speed: output megapixels per second on {machine_text(results)}, "
-        f"{results['speed'][0]['input'] if results.get('speed') else ''} input; efficiency = the model's "
-        "multiply-accumulates per second over the same machine's float32 matrix-product rate "
-        f"({results['matmul']['float32_gmac_per_s']:.1f} GMAC/s in that run). Figures: `napari-superres bench`; "
-        "each model's card has the details.",
+        f"{results['speed'][0]['input'] if results.get('speed') else ''} input, float32; efficiency = the model's "
+        "multiply-accumulates per CPU-second over those of a float32 matrix product timed in alternation with it "
+        f"({results['matmul']['float32_gmac_per_cpu_s']:.1f} GMAC per CPU-second at the start of the run). Figures: "
+        "`napari-superres bench`; each model's card has the details.",
         "",
         "| model | architecture | scale | parameters | PSNR-Y | SSIM-Y | bicubic | Lanczos | vs Lanczos | MP/s | "
         "efficiency |",

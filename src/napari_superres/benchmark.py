@@ -299,20 +299,30 @@ def _clone_mixed(model):
 # ------------------------------------------------------------------------------------------------ timing
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Median seconds of a call: ``wall`` (what a user waits) and ``cpu`` (CPU time of this process, all its
+    threads). On a machine shared with other work the wall time moves with their load, the CPU time hardly;
+    rates per CPU-second compare two computations fairly even then."""
+
+    wall: float
+    cpu: float
+
+
 def time_calls(fns: dict, *, warmup: int = 2, repeats: int = 5) -> dict:
-    """Median wall-clock seconds of each ``fns[key]()`` over ``repeats`` calls after ``warmup`` calls. The
-    calls are interleaved (a, b, a, b, ...) so that all figures share the same moments of a shared machine's
-    load: their ratios (efficiency, speed-up) are steadier than the absolute times."""
+    """{key: Timing} of each ``fns[key]()``, medians over ``repeats`` calls after ``warmup`` calls. The calls
+    are interleaved (a, b, a, b, ...) so that all figures share the same moments of the machine's load."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times = {key: [] for key in fns}
+    wall, cpu = {key: [] for key in fns}, {key: [] for key in fns}
     for _ in range(max(1, repeats)):
         for key, fn in fns.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
-            times[key].append(time.perf_counter() - t0)
-    return {key: statistics.median(t) for key, t in times.items()}
+            wall[key].append(time.perf_counter() - t0)
+            cpu[key].append(time.process_time() - c0)
+    return {key: Timing(statistics.median(wall[key]), statistics.median(cpu[key])) for key in fns}
 
 
 class Matmul:
@@ -451,17 +461,22 @@ def _to_uint8(batch_out: np.ndarray) -> np.ndarray:
 
 
 def speed_row(srm, size: int, repeats: int, matmul: Matmul) -> dict:
-    """Output megapixels/s and efficiency of one model (any variant) on the fixed input; the model's calls
-    alternate with the matmul's, so that both see the same load."""
+    """Output megapixels/s and efficiency of one model (any variant) on the fixed input. The model's calls
+    alternate with the matmul's. Efficiency is the ratio of their MACs per CPU-second (steady on a shared
+    machine); ``efficiency_wall`` the ratio of their wall-clock rates (the same on an idle machine, when both
+    keep every core busy)."""
     _, x = _speed_input(srm, size)
     t = time_calls({"model": lambda: srm.predict(x), "matmul": matmul}, warmup=2, repeats=repeats)
-    seconds, out_mp = t["model"], (size * srm.scale) ** 2 / 1e6
+    m, mm = t["model"], t["matmul"]
     macs = count_macs(srm.keras_model, size, size)
     return {
         "model": srm.name, "scale": srm.scale, "parameters": int(srm.keras_model.count_params()),
-        "input": f"{size}x{size}", "macs": macs, "ms": seconds * 1e3, "mp_per_s": out_mp / seconds,
-        "gmac_per_s": macs / seconds / 1e9, "matmul_gmac_per_s": matmul.macs / t["matmul"] / 1e9,
-        "efficiency": (macs / seconds) / (matmul.macs / t["matmul"]),
+        "input": f"{size}x{size}", "macs": macs, "ms": m.wall * 1e3, "cpu_ms": m.cpu * 1e3,
+        "mp_per_s": (size * srm.scale) ** 2 / 1e6 / m.wall, "cores_busy": m.cpu / m.wall,
+        "gmac_per_s": macs / m.wall / 1e9, "gmac_per_cpu_s": macs / m.cpu / 1e9,
+        "matmul_gmac_per_s": matmul.macs / mm.wall / 1e9, "matmul_gmac_per_cpu_s": matmul.macs / mm.cpu / 1e9,
+        "efficiency": (macs / m.cpu) / (matmul.macs / mm.cpu),
+        "efficiency_wall": (macs / m.wall) / (matmul.macs / mm.wall),
     }
 
 
@@ -475,9 +490,9 @@ def speed_section(models, config: BenchConfig, matmul: Matmul) -> list:
 
 
 def tiling_section(srm, config: BenchConfig) -> dict:
-    """Tiled against whole-image inference of a large photo through the engine (uint8 in and out): time,
-    largest difference and peak resident memory. Tiled runs first, so the whole-image buffers that the
-    allocator keeps afterwards do not count against the tiled run."""
+    """Tiled against whole-image inference of a large photo through the engine (uint8 in and out): time
+    (interleaved calls in this process), largest difference, and peak resident memory, each mode in a fresh
+    process (earlier work would otherwise leave its buffers in the allocator and blur the figure)."""
     from .engine.api import DEFAULT_TILE, upscale
 
     side, tile = config.large, config.tile or DEFAULT_TILE
@@ -491,16 +506,22 @@ def tiling_section(srm, config: BenchConfig) -> dict:
     outputs, calls = {}, {}
     for mode, t in (("tiled", tile), ("whole", 0)):
         calls[mode] = lambda t=t: upscale(lr, srm, tile=t)
-        with PeakRSS() as mem:  # the first call: traces the model for this shape and allocates its buffers
-            outputs[mode] = calls[mode]()
-        result[mode] = {"peak_rss_mb": mem.peak / 2**20, "added_rss_mb": (mem.peak - mem.before) / 2**20}
-    times = time_calls(calls, warmup=0, repeats=max(1, config.repeats // 2))
-    for mode, seconds in times.items():
-        result[mode].update(seconds=seconds, mp_per_s=(side * srm.scale) ** 2 / 1e6 / seconds)
+        outputs[mode] = calls[mode]()  # the first call traces the model for this shape
+    for mode, t in time_calls(calls, warmup=0, repeats=max(1, config.repeats // 2)).items():
+        result[mode] = {"seconds": t.wall, "cpu_seconds": t.cpu, "mp_per_s": (side * srm.scale) ** 2 / 1e6 / t.wall}
     result["ratio"] = result["tiled"]["seconds"] / result["whole"]["seconds"]
     diff = np.abs(outputs["tiled"].astype(np.int16) - outputs["whole"].astype(np.int16))
     result["max_abs_diff"] = int(diff.max())
     result["differing_pixels"] = float((diff > 0).mean())
+    if srm.path is not None:
+        for mode, t in (("tiled", tile), ("whole", 0)):
+            log(f"memory: {srm.name} {mode} (subprocess)")
+            mem = run_child({"task": "memory", "model": str(srm.path), "tile": t}, {"lr": lr})
+            if "error" in mem:
+                result[mode]["memory_error"] = mem["error"]
+                continue
+            result[mode].update(peak_rss_mb=mem["peak"] / 2**20, baseline_rss_mb=mem["baseline"] / 2**20,
+                                added_rss_mb=(mem["peak"] - mem["baseline"]) / 2**20)
     return result
 
 
@@ -516,24 +537,18 @@ def _onednn_default_on() -> bool:
 
 def options_section(models, config: BenchConfig, matmuls: dict) -> list:
     """Per model: float32, XLA, bfloat16, bfloat16 + XLA in this process; oneDNN switched (off, or on when
-    this process runs with it off) in a subprocess. Each row: time, speed-up over float32 (their calls
-    interleaved), efficiency against the matmul of the same precision, PSNR-Y of the output against the HR crop,
-    and the largest difference to the float32 output (uint8 grey levels)."""
+    this process runs with it off) in a subprocess. Each row: wall time and output MP/s; speed-up over float32
+    and efficiency against the matmul of the same precision, both from CPU time of interleaved calls (steady
+    under load); PSNR-Y of the output against the HR crop; largest difference to float32 (grey levels)."""
     rows = []
     tf = _backend() == "tensorflow"
     for srm in models:
         hr, x = _speed_input(srm, config.size)
         macs = count_macs(srm.keras_model, config.size, config.size)
         base_out = _to_uint8(srm.predict(x))
-
-        def row(label, seconds, base_s, out, matmul_s, matmul_macs):
-            r = _option_row(srm, label, seconds, base_s, out, base_out, hr, config.size, macs)
-            r["efficiency"] = (macs / seconds) / (matmul_macs / matmul_s)
-            return r
-
         variants = [("float32", "float32", False)] + ([("float32 + XLA", "float32", True)] if tf else [])
         variants += [("bfloat16", "bfloat16", False)] + ([("bfloat16 + XLA", "bfloat16", True)] if tf else [])
-        base_s = None
+        base_cpu = None
         for label, precision, jit in variants:
             log(f"options: {srm.name} {label}")
             try:
@@ -543,33 +558,39 @@ def options_section(models, config: BenchConfig, matmuls: dict) -> list:
                     calls["float32"] = lambda: srm.predict(x)
                 t = time_calls(calls, warmup=2, repeats=config.repeats)
                 t.setdefault("float32", t["variant"])
-                base_s = t["float32"] if base_s is None else base_s
-                rows.append(row(label, t["variant"], t["float32"], _to_uint8(variant.predict(x)), t["matmul"],
-                                matmuls[precision].macs))
+                base_cpu = t["float32"].cpu if base_cpu is None else base_cpu
+                out = _to_uint8(variant.predict(x))
             except Exception as e:  # an option the backend or CPU cannot run is reported, not fatal
                 rows.append({"model": srm.name, "option": label, "error": str(e).strip().splitlines()[0][:120]})
+                continue
+            rows.append(_option_row(srm, label, t["variant"], t["float32"].cpu, t["matmul"], matmuls[precision].macs,
+                                    out, base_out, hr, config.size, macs))
         if tf and srm.path is not None:
             label = "oneDNN off" if _onednn_default_on() else "oneDNN on"
             log(f"options: {srm.name} {label} (subprocess)")
-            child = run_child(srm.path, x, config, onednn=not _onednn_default_on())
+            child = run_child({"task": "speed", "model": str(srm.path), "repeats": config.repeats,
+                               "matmul_n": config.matmul_n}, {"x": x},
+                              env={"TF_ENABLE_ONEDNN_OPTS": "0" if _onednn_default_on() else "1"})
             if "error" in child:
                 rows.append({"model": srm.name, "option": label, "error": child["error"]})
             else:
-                rows.append(row(label, child["seconds"], base_s, _to_uint8(child["out"]), child["matmul_seconds"],
-                                child["matmul_macs"]))
-                rows[-1]["matmul_gmac_per_s"] = child["matmul_macs"] / child["matmul_seconds"] / 1e9
+                mm = Timing(*child["matmul"])
+                rows.append(_option_row(srm, label, Timing(*child["model"]), base_cpu, mm, child["matmul_macs"],
+                                        _to_uint8(child["out"]), base_out, hr, config.size, macs))
+                rows[-1]["matmul_gmac_per_cpu_s"] = child["matmul_macs"] / mm.cpu / 1e9
     return rows
 
 
-def _option_row(srm, label, seconds, base_s, out, base_out, hr, size, macs) -> dict:
+def _option_row(srm, label, t: Timing, base_cpu, mm: Timing, mm_macs, out, base_out, hr, size, macs) -> dict:
     from .training.metrics import psnr, rgb_to_y
 
     s = srm.scale
     if out.ndim == 2 and hr.ndim == 3:  # a gray model: compared with the photo's luminance
         hr = np.clip(np.rint(rgb_to_y(hr)), 0, 255).astype(np.uint8)
     return {
-        "model": srm.name, "option": label, "ms": seconds * 1e3, "mp_per_s": (size * s) ** 2 / 1e6 / seconds,
-        "speedup": base_s / seconds, "macs": macs, "psnr": psnr(hr, out, scale=s),
+        "model": srm.name, "option": label, "ms": t.wall * 1e3, "cpu_ms": t.cpu * 1e3,
+        "mp_per_s": (size * s) ** 2 / 1e6 / t.wall, "speedup": base_cpu / t.cpu, "macs": macs,
+        "efficiency": (macs / t.cpu) / (mm_macs / mm.cpu), "psnr": psnr(hr, out, scale=s),
         "max_abs_diff": int(np.abs(out.astype(np.int16) - base_out.astype(np.int16)).max()),
     }
 
@@ -577,32 +598,46 @@ def _option_row(srm, label, seconds, base_s, out, base_out, hr, size, macs) -> d
 # ----------------------------------------------------------------------------------- the oneDNN subprocess
 
 
-def run_child(model_path, x: np.ndarray, config: BenchConfig, *, onednn: bool) -> dict:
-    """Time the model (float32) and a float32 matmul in a fresh Python with oneDNN switched on or off."""
+def run_child(task: dict, arrays: dict, env: Optional[dict] = None) -> dict:
+    """Run ``task`` in a fresh Python (this module with ``--child``): arrays cross as .npy files in a temporary
+    folder; returns the child's JSON answer, with ``out`` loaded when the child wrote it."""
     with tempfile.TemporaryDirectory(prefix="superres-bench-") as tmp:
-        np.save(Path(tmp) / "x.npy", x)
-        spec = {"model": str(model_path), "x": str(Path(tmp) / "x.npy"), "out": str(Path(tmp) / "out.npy"),
-                "repeats": config.repeats, "matmul_n": config.matmul_n}
-        env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1" if onednn else "0", TF_CPP_MIN_LOG_LEVEL="2")
-        proc = subprocess.run([sys.executable, "-m", "napari_superres.benchmark", "--child", json.dumps(spec)],
-                              env=env, capture_output=True, text=True, timeout=1800)
+        task = dict(task, out=str(Path(tmp) / "out.npy"))
+        for key, array in arrays.items():
+            task[key] = str(Path(tmp) / f"{key}.npy")
+            np.save(task[key], array)
+        proc = subprocess.run([sys.executable, "-m", "napari_superres.benchmark", "--child", json.dumps(task)],
+                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {})),
+                              capture_output=True, text=True, timeout=1800)
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             return {"error": f"subprocess failed ({proc.returncode}): {tail[:200]}"}
         result = json.loads(proc.stdout.strip().splitlines()[-1])
-        result["out"] = np.load(spec["out"])
+        if Path(task["out"]).is_file():
+            result["out"] = np.load(task["out"])
         return result
 
 
-def _child(spec: dict) -> dict:
+def _child(task: dict) -> dict:
+    import psutil
+
+    from .engine.api import upscale
     from .models.loading import load_model
 
-    srm = load_model(spec["model"])
-    x = np.load(spec["x"])
-    matmul = Matmul(spec["matmul_n"], "float32")
-    t = time_calls({"model": lambda: srm.predict(x), "matmul": matmul}, warmup=2, repeats=spec["repeats"])
-    np.save(spec["out"], srm.predict(x))
-    return {"seconds": t["model"], "matmul_seconds": t["matmul"], "matmul_macs": matmul.macs}
+    srm = load_model(task["model"])
+    if task["task"] == "memory":  # peak resident memory of one upscale, above the loaded model's baseline
+        lr = np.load(task["lr"])
+        upscale(lr[:32, :32], srm, tile=0)  # the backend's kernels and threads, set up once
+        baseline = psutil.Process().memory_info().rss
+        with PeakRSS() as mem:
+            upscale(lr, srm, tile=task["tile"])
+        return {"baseline": baseline, "peak": mem.peak}
+    x = np.load(task["x"])  # "speed": the model and a float32 matmul, alternating
+    matmul = Matmul(task["matmul_n"], "float32")
+    t = time_calls({"model": lambda: srm.predict(x), "matmul": matmul}, warmup=2, repeats=task["repeats"])
+    np.save(task["out"], srm.predict(x))
+    return {"model": [t["model"].wall, t["model"].cpu], "matmul": [t["matmul"].wall, t["matmul"].cpu],
+            "matmul_macs": matmul.macs}
 
 
 # ------------------------------------------------------------------------------------------------- all
@@ -662,7 +697,10 @@ def run_bench(config: BenchConfig) -> dict:
     log(f"matmul rate ({config.matmul_n}x{config.matmul_n})")
     matmuls = {p: Matmul(config.matmul_n, p) for p in PRECISIONS}
     t = time_calls(matmuls, warmup=2, repeats=config.repeats)
-    result["matmul"] = {"n": config.matmul_n, **{f"{p}_gmac_per_s": matmuls[p].macs / t[p] / 1e9 for p in t}}
+    result["matmul"] = {"n": config.matmul_n}
+    for p, timing in t.items():
+        result["matmul"][f"{p}_gmac_per_s"] = matmuls[p].macs / timing.wall / 1e9
+        result["matmul"][f"{p}_gmac_per_cpu_s"] = matmuls[p].macs / timing.cpu / 1e9
 
     result["quality"] = quality_section(models, images)
     result["speed"] = speed_section(models, config, matmuls[config.precision])
@@ -696,8 +734,7 @@ def _count(n) -> str:
 
 
 def format_report(r: dict) -> str:
-    m, cfg = r["machine"], r["config"]
-    mm = r["matmul"]
+    m, cfg, mm = r["machine"], r["config"], r["matmul"]
     precision = cfg["precision"] + (" + XLA" if cfg["jit"] else "")
     out = [
         f"napari-superres bench  ({'quick' if cfg['quick'] else 'full'}, {r['seconds']:.0f} s)",
@@ -705,8 +742,9 @@ def format_report(r: dict) -> str:
         f"Keras {m['keras']} ({m['backend']}"
         + (f" {m['tensorflow']}, oneDNN {'on' if m['onednn'] else 'off'}" if "tensorflow" in m else "")
         + f"), Python {m['python']}; load average {m.get('load_average', '?')} -> {m.get('load_average_end', '?')}",
-        f"matmul {mm['n']}x{mm['n']}: float32 {mm['float32_gmac_per_s']:.1f} GMAC/s, "
-        f"bfloat16 {mm['bfloat16_gmac_per_s']:.1f} GMAC/s (median of {cfg['repeats']})",
+        f"matmul {mm['n']}x{mm['n']} (median of {cfg['repeats']}): float32 {mm['float32_gmac_per_s']:.1f} GMAC/s "
+        f"({mm['float32_gmac_per_cpu_s']:.1f} per CPU-second), bfloat16 {mm['bfloat16_gmac_per_s']:.1f} GMAC/s "
+        f"({mm['bfloat16_gmac_per_cpu_s']:.1f} per CPU-second)",
         "",
         f"QUALITY: PSNR-Y (dB) / SSIM-Y, border = scale, LR = bicubic downscale; {r['quality_set']}",
     ]
@@ -717,27 +755,33 @@ def format_report(r: dict) -> str:
           f"{q['psnr'] - q['bicubic_psnr']:+.2f}", f"{q['psnr'] - q['lanczos_psnr']:+.2f}") for q in r["quality"]],
     )
     size = cfg["size"]
-    out += ["", f"SPEED: {size}x{size} RGB input, batch 1, {precision}, median of {cfg['repeats']} after 2 warm-up "
-            f"calls; efficiency = model GMAC/s / {cfg['precision']} matmul GMAC/s, their calls alternating"]
+    out += ["", f"SPEED: {size}x{size} RGB input, batch 1, {precision}, medians of {cfg['repeats']} calls after 2 "
+            f"warm-up calls, alternating with a {cfg['precision']} matmul. efficiency = model MACs per CPU-second / "
+            "matmul MACs per CPU-second; wall eff. = the same from wall-clock time (equal on an idle machine)"]
     out += _table(
-        ("model", "scale", "params", "GMAC", "ms", "out MP/s", "GMAC/s", "matmul GMAC/s", "efficiency"),
+        ("model", "scale", "params", "GMAC", "ms", "out MP/s", "cores busy", "GMAC/CPU-s", "matmul", "efficiency",
+         "wall eff."),
         [(s["model"], f"x{s['scale']}", _count(s["parameters"]), f"{s['macs'] / 1e9:.3g}", f"{s['ms']:.1f}",
-          f"{s['mp_per_s']:.2f}", f"{s['gmac_per_s']:.1f}", f"{s['matmul_gmac_per_s']:.1f}",
-          f"{s['efficiency']:.2f}") for s in r["speed"]],
+          f"{s['mp_per_s']:.2f}", f"{s['cores_busy']:.2f}", f"{s['gmac_per_cpu_s']:.1f}",
+          f"{s['matmul_gmac_per_cpu_s']:.1f}", f"{s['efficiency']:.2f}", f"{s['efficiency_wall']:.2f}")
+         for s in r["speed"]],
     )
     t = r["tiling"]
     out += ["", f"TILING AND MEMORY: {t['model']} on a {t['input']} photo (uint8, through the engine), tile {t['tile']}; "
             f"max |tiled - whole| = {t['max_abs_diff']} grey levels ({100 * t['differing_pixels']:.3f}% of values differ)"]
     out += _table(
-        ("mode", "seconds", "out MP/s", "time ratio", "peak RSS MB", "added MB"),
-        [(mode, f"{t[mode]['seconds']:.2f}", f"{t[mode]['mp_per_s']:.2f}",
-          f"{t[mode]['seconds'] / t['whole']['seconds']:.2f}", f"{t[mode]['peak_rss_mb']:.0f}",
-          f"{t[mode]['added_rss_mb']:.0f}") for mode in ("whole", "tiled")],
+        ("mode", "seconds", "CPU s", "out MP/s", "time ratio", "peak RSS MB", "above model MB"),
+        [(mode, f"{t[mode]['seconds']:.2f}", f"{t[mode]['cpu_seconds']:.2f}", f"{t[mode]['mp_per_s']:.2f}",
+          f"{t[mode]['seconds'] / t['whole']['seconds']:.2f}",
+          *((f"{t[mode]['peak_rss_mb']:.0f}", f"{t[mode]['added_rss_mb']:.0f}") if "peak_rss_mb" in t[mode]
+            else ("-", "-"))) for mode in ("whole", "tiled")],
     )
+    out.append("(peak resident memory of a fresh process upscaling the image once; above model: over its size "
+               "with the model loaded and run once on a small input)")
     if r.get("options"):
-        out += ["", f"OPTIONS: {size}x{size} input; efficiency against the matmul of the same precision (oneDNN off: "
-                "its own process's float32 matmul); PSNR-Y of the output against the HR crop; max diff to float32 "
-                "in grey levels"]
+        out += ["", f"OPTIONS: {size}x{size} input. ms and MP/s: wall clock; speed-up over float32 and efficiency "
+                "(against the matmul of the same precision; oneDNN off: its own process's float32 matmul) from CPU "
+                "time; PSNR-Y of the output against the HR crop; max diff to float32 in grey levels"]
         out += _table(
             ("model", "option", "ms", "out MP/s", "speed-up", "efficiency", "PSNR", "max diff"),
             [(o["model"], o["option"], *((f"{o['ms']:.1f}", f"{o['mp_per_s']:.2f}", f"x{o['speedup']:.2f}",
@@ -745,10 +789,10 @@ def format_report(r: dict) -> str:
               else ("failed: " + o["error"], "", "", "", "", ""))) for o in r["options"]],
             align="<<>>>>>>",
         )
-        for o in r["options"]:
-            if "matmul_gmac_per_s" in o:
-                out.append(f"({o['model']}, {o['option']}: float32 matmul {o['matmul_gmac_per_s']:.1f} GMAC/s in "
-                           "that process)")
+        notes = [o for o in r["options"] if "matmul_gmac_per_cpu_s" in o]
+        out += [""] if notes else []
+        out += [f"({o['model']}, {o['option']}: float32 matmul {o['matmul_gmac_per_cpu_s']:.1f} GMAC per CPU-second "
+                "in that process)" for o in notes]
     return "\n".join(out)
 
 

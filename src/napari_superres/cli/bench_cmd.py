@@ -59,6 +59,10 @@ def run(args):
         from .. import benchmark
 
         keras.ops.zeros((1,))
+        if keras.backend.backend() == "tensorflow":  # a retracing note per new image size is expected here
+            import tensorflow as tf
+
+            tf.get_logger().setLevel("ERROR")
 
     options = dict(
         models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
