@@ -4,6 +4,6 @@
 #   bash scripts/demo.sh [--image astronaut|coffee|chelsea|rocket] [--model NAME] [--out DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/python ] || bash scripts/setup.sh
+bash scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 exec .venv/bin/python bench/demo.py "$@"
