@@ -45,7 +45,7 @@ EDSR_CPU = {"n_blocks": 8, "n_feats": 64}
 ZOO = [
     ("espcn-x2", "espcn", 2, {}, 6, None),
     ("edsr-x2", "edsr", 2, EDSR_CPU, 50, None),
-    ("espcn-x4", "espcn", 4, {}, 6, None),
+    ("espcn-x4", "espcn", 4, {}, 10, None),
     ("edsr-x4", "edsr", 4, EDSR_CPU, 15, "edsr-x2"),
     ("espcn-x3", "espcn", 3, {}, 6, None),
     ("edsr-x3", "edsr", 3, EDSR_CPU, 12, "edsr-x2"),
