@@ -27,6 +27,7 @@ from napari_superres.models.catalog import DEFAULT_MODEL, list_models  # noqa: E
 from napari_superres.models.registry import ARCHITECTURES  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "cpu.json"
+EXTRA = REPO / "bench" / "results" / "cpu-skimage.json"
 TABLE = REPO / "docs" / "models.md"
 
 
@@ -47,6 +48,16 @@ def architecture_text(desc: dict) -> str:
     return spec.summary if spec else str(arch)
 
 
+def tiling_text(desc: dict) -> str:
+    overlap, radius = desc.get("overlap"), desc.get("receptive_radius")
+    if radius is None or overlap >= radius:
+        return (f"tiles read {overlap} LR pixels of context on each side, the network's receptive-field radius: "
+                "tiled and whole-image results agree up to float rounding")
+    return (f"tiles read {overlap} LR pixels of context on each side (the receptive field reaches {radius}; "
+            f"{overlap} is the smallest context that keeps a tiled result within one grey level of the whole-image "
+            "one on the validation photos)")
+
+
 def _find(rows, name, **match):
     for row in rows or []:
         if row.get("model") == name and all(row.get(k) == v for k, v in match.items()):
@@ -61,7 +72,7 @@ def machine_text(results: dict) -> str:
             f"oneDNN {'on' if m.get('onednn', True) else 'off'}")
 
 
-def card(info, results: dict) -> str:
+def card(info, results: dict, extras=()) -> str:
     desc, name = info.description, info.name
     val, train = desc["validation"], desc.get("training") or {}
     scale = desc["scale"]
@@ -81,8 +92,7 @@ def card(info, results: dict) -> str:
         f"| Input | {desc['channels']} channels (RGB; gray images are fed as three equal channels), any size; values "
         f"scaled by the data type's range to [0, 1] |",
         f"| Output | x{scale} height and width, the input's data type |",
-        f"| Tiling | exact: tiles read {desc.get('overlap')} LR pixels of context (the receptive-field radius), "
-        f"so tiled and whole-image results agree |",
+        f"| Tiling | {tiling_text(desc)} |",
         "",
         "## Training",
         "",
@@ -107,6 +117,16 @@ def card(info, results: dict) -> str:
         "",
         f"Gain: {val['psnr'] - val['bicubic_psnr']:+.2f} dB over bicubic, {val['psnr'] - val['lanczos_psnr']:+.2f} dB "
         "over Lanczos.",
+    ]
+    for extra in extras:
+        q = _find(extra.get("quality"), name)
+        if q:
+            lines += ["", f"On {extra['quality_set']} (`napari-superres bench --quality skimage`): PSNR-Y "
+                      f"{q['psnr']:.2f} dB / SSIM-Y {q['ssim']:.4f}, bicubic {q['bicubic_psnr']:.2f} / "
+                      f"{q['bicubic_ssim']:.4f}, Lanczos {q['lanczos_psnr']:.2f} / {q['lanczos_ssim']:.4f} "
+                      f"({q['psnr'] - q['bicubic_psnr']:+.2f} dB over bicubic, {q['psnr'] - q['lanczos_psnr']:+.2f} dB "
+                      "over Lanczos)."]
+    lines += [
         "",
         "## Speed",
         "",
@@ -120,7 +140,8 @@ def card(info, results: dict) -> str:
             f"per call. Efficiency **{speed['efficiency']:.2f}**: {speed['gmac_per_cpu_s']:.1f} GMAC per CPU-second "
             f"against {speed['matmul_gmac_per_cpu_s']:.1f} for a {mm['n']}x{mm['n']} float32 matrix product timed "
             f"in alternation with it (from wall-clock time: {speed['efficiency_wall']:.2f}; the machine was shared, "
-            f"load average {results['machine'].get('load_average', '?')}).",
+            f"load average {results['machine'].get('load_average', '?')} to "
+            f"{results['machine'].get('load_average_end', '?')} during the run).",
         ]
         options = [o for o in results.get("options") or [] if o["model"] == name and "error" not in o]
         if options:
@@ -153,7 +174,7 @@ def card(info, results: dict) -> str:
     return "\n".join(lines)
 
 
-def table(infos, results: dict) -> str:
+def table(infos, results: dict, extras=()) -> str:
     lines = [
         "# Shipped models",
         "",
@@ -180,11 +201,30 @@ def table(infos, results: dict) -> str:
             f"{v['lanczos_psnr']:.2f} | {v['psnr'] - v['lanczos_psnr']:+.2f} | "
             + (f"{s['mp_per_s']:.2f} | {s['efficiency']:.2f} |" if s else "- | - |")
         )
+    options = [o for o in results.get("options") or [] if "error" not in o and o["option"] != "float32"]
+    if options:
+        lines += ["", "Options measured in the same run (CPU-time speed-up over float32 on the same input; largest "
+                  "change of the output in grey levels):", ""]
+        for label in dict.fromkeys(o["option"] for o in options):
+            rows = [o for o in options if o["option"] == label]
+            lines.append(f"- {label}: " + ", ".join(f"{o['model']} x{o['speedup']:.2f} (max change {o['max_abs_diff']})"
+                                                   for o in rows) + ".")
+    for extra in extras:
+        lines += ["", f"On {extra['quality_set']} (`napari-superres bench --quality skimage`), same metric:", "",
+                  "| model | scale | PSNR-Y | SSIM-Y | bicubic | Lanczos | vs bicubic | vs Lanczos |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for info in infos:
+            q = _find(extra.get("quality"), info.name)
+            if q:
+                lines.append(f"| {info.name} | x{q['scale']} | {q['psnr']:.2f} | {q['ssim']:.4f} | "
+                             f"{q['bicubic_psnr']:.2f} | {q['lanczos_psnr']:.2f} | {q['psnr'] - q['bicubic_psnr']:+.2f} | "
+                             f"{q['psnr'] - q['lanczos_psnr']:+.2f} |")
     lines += [
         "",
         "Reproduce: `python3 ../shared/data/make_corpus.py && .venv/bin/python scripts/train_zoo.py` (weights), "
-        "`.venv/bin/napari-superres bench -o bench/results/cpu.json` (figures), "
-        "`.venv/bin/python bench/make_cards.py` (cards and this table).",
+        "`.venv/bin/napari-superres bench -o bench/results/cpu.json` and "
+        "`.venv/bin/napari-superres bench --quality skimage --sections quality -o bench/results/cpu-skimage.json` "
+        "(figures), `.venv/bin/python bench/make_cards.py` (cards and this table).",
         "",
     ]
     return "\n".join(lines)
@@ -204,8 +244,11 @@ def write_atomic(path: Path, text: str) -> None:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, default=RESULTS, help="figures of `napari-superres bench -o FILE`")
+    p.add_argument("--extra-quality", type=Path, nargs="*", default=[EXTRA] if EXTRA.is_file() else [],
+                   help="figures of quality runs on other image sets, quoted next to the validation scores")
     args = p.parse_args(argv)
     results = json.loads(args.results.read_text())
+    extras = [json.loads(f.read_text()) for f in args.extra_quality]
     infos = sorted((m for m in list_models() if m.source == "shipped"),
                    key=lambda m: (m.description.get("scale", 0), m.description.get("parameters", 0)))
     missing = [m.name for m in infos if not (m.description.get("validation") or {}).get("psnr")]
@@ -213,10 +256,10 @@ def main(argv=None):
         sys.exit(f"no validation scores in {', '.join(missing)}: train them with scripts/train_zoo.py first")
     for info in infos:
         path = info.path.with_suffix(".md")
-        write_atomic(path, card(info, results))
+        write_atomic(path, card(info, results, extras))
         print(f"wrote {path.relative_to(REPO)}")
     TABLE.parent.mkdir(exist_ok=True)
-    write_atomic(TABLE, table(infos, results))
+    write_atomic(TABLE, table(infos, results, extras))
     print(f"wrote {TABLE.relative_to(REPO)}")
 
 

@@ -51,6 +51,7 @@ CORPUS = Path(os.environ.get("NAPARI_SUPERRES_CORPUS", Path.home() / ".cache" / 
 # scikit-image's bundled colour photographs: the fallback quality set and the source of the speed input.
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 PRECISIONS = ("float32", "bfloat16")
+SECTIONS = ("quality", "speed", "tiling", "options")
 
 
 @dataclass
@@ -59,7 +60,7 @@ class BenchConfig:
 
     models: Optional[list] = None  # names or .keras paths; None: every shipped model
     scales: Optional[list] = None  # keep only models of these scales
-    quality_dir: Optional[Path] = None  # folder of HR images; None: held-out corpus photos, else skimage's
+    quality_dir: Optional[Path] = None  # HR images folder, or "skimage"; None: held-out corpus photos, else skimage's
     size: int = 256  # side of the speed input, LR pixels
     large: int = 1024  # side of the tiling/memory input, LR pixels
     tile: Optional[int] = None  # tile of the tiling section (None: the engine's default tile)
@@ -67,7 +68,7 @@ class BenchConfig:
     jit: bool = False  # XLA jit_compile in the speed section
     repeats: int = 5
     matmul_n: int = 2048
-    options: bool = True  # the options section (XLA, bfloat16, oneDNN off)
+    sections: tuple = SECTIONS  # which tables to measure
     quick: bool = False
     quality_crop: Optional[int] = None  # crop quality images to this side (HR pixels), centred
 
@@ -117,7 +118,7 @@ def _centre_crop(img: np.ndarray, side: Optional[int]) -> np.ndarray:
 
 def quality_images(config: BenchConfig) -> tuple[str, list]:
     """(description of the set, [(name, uint8 HR image)]) for the quality section."""
-    if config.quality_dir is not None:
+    if config.quality_dir is not None and str(config.quality_dir) != "skimage":
         from .io.images import list_images, read_image
 
         folder = Path(config.quality_dir)
@@ -131,7 +132,7 @@ def quality_images(config: BenchConfig) -> tuple[str, list]:
         if not images:
             raise InputError(f"no 8-bit gray or RGB image in {folder}")
         label = f"{len(images)} images of {folder}"
-    elif all((CORPUS / n).is_file() for n in HELD_OUT) and not config.quick:
+    elif config.quality_dir is None and all((CORPUS / n).is_file() for n in HELD_OUT) and not config.quick:
         from PIL import Image
 
         images = [(n, _centre_crop(np.asarray(Image.open(CORPUS / n).convert("RGB")), config.quality_crop))
@@ -688,11 +689,15 @@ def run_bench(config: BenchConfig) -> dict:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}")
     if config.size < 8 or config.large < 16:
         raise InputError("the speed input needs at least 8 pixels a side, the tiling input 16")
+    unknown = set(config.sections) - set(SECTIONS)
+    if unknown or not config.sections:
+        raise InputError(f"sections are some of {', '.join(SECTIONS)}, not {', '.join(sorted(unknown)) or 'none'}")
     started = time.perf_counter()
-    label, images = quality_images(config)  # a wrong folder fails before any model loads
+    if "quality" in config.sections:
+        label, images = quality_images(config)  # a wrong folder fails before any model loads
     models = select_models(config)
     result = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(config).items()},
-              "machine": machine(), "quality_set": label}
+              "machine": machine()}
 
     log(f"matmul rate ({config.matmul_n}x{config.matmul_n})")
     matmuls = {p: Matmul(config.matmul_n, p) for p in PRECISIONS}
@@ -702,13 +707,17 @@ def run_bench(config: BenchConfig) -> dict:
         result["matmul"][f"{p}_gmac_per_s"] = matmuls[p].macs / timing.wall / 1e9
         result["matmul"][f"{p}_gmac_per_cpu_s"] = matmuls[p].macs / timing.cpu / 1e9
 
-    result["quality"] = quality_section(models, images)
-    result["speed"] = speed_section(models, config, matmuls[config.precision])
-    from .models.catalog import DEFAULT_MODEL
+    if "quality" in config.sections:
+        result["quality_set"] = label
+        result["quality"] = quality_section(models, images)
+    if "speed" in config.sections:
+        result["speed"] = speed_section(models, config, matmuls[config.precision])
+    if "tiling" in config.sections:
+        from .models.catalog import DEFAULT_MODEL
 
-    main = next((m for m in models if m.name == DEFAULT_MODEL), models[0])
-    result["tiling"] = tiling_section(main, config)
-    if config.options:
+        main = next((m for m in models if m.name == DEFAULT_MODEL), models[0])
+        result["tiling"] = tiling_section(main, config)
+    if "options" in config.sections:
         # the options for the models of the smallest scale measured (the fast and the quality model at x2)
         smallest = min(m.scale for m in models)
         result["options"] = options_section([m for m in models if m.scale == smallest], config, matmuls)
@@ -735,7 +744,6 @@ def _count(n) -> str:
 
 def format_report(r: dict) -> str:
     m, cfg, mm = r["machine"], r["config"], r["matmul"]
-    precision = cfg["precision"] + (" + XLA" if cfg["jit"] else "")
     out = [
         f"napari-superres bench  ({'quick' if cfg['quick'] else 'full'}, {r['seconds']:.0f} s)",
         f"machine: {m['cpu']}, {m['cores']} cores [{m['isa']}], {m.get('memory_gb', '?')} GB; "
@@ -745,17 +753,31 @@ def format_report(r: dict) -> str:
         f"matmul {mm['n']}x{mm['n']} (median of {cfg['repeats']}): float32 {mm['float32_gmac_per_s']:.1f} GMAC/s "
         f"({mm['float32_gmac_per_cpu_s']:.1f} per CPU-second), bfloat16 {mm['bfloat16_gmac_per_s']:.1f} GMAC/s "
         f"({mm['bfloat16_gmac_per_cpu_s']:.1f} per CPU-second)",
-        "",
-        f"QUALITY: PSNR-Y (dB) / SSIM-Y, border = scale, LR = bicubic downscale; {r['quality_set']}",
     ]
-    out += _table(
+    if r.get("quality"):
+        out += _quality_table(r)
+    if r.get("speed"):
+        out += _speed_table(r, cfg)
+    if r.get("tiling"):
+        out += _tiling_table(r["tiling"])
+    if r.get("options"):
+        out += _options_table(r["options"], cfg)
+    return "\n".join(out)
+
+
+def _quality_table(r) -> list:
+    out = ["", f"QUALITY: PSNR-Y (dB) / SSIM-Y, border = scale, LR = bicubic downscale; {r['quality_set']}"]
+    return out + _table(
         ("model", "scale", "PSNR", "SSIM", "bicubic", "SSIM", "Lanczos", "SSIM", "vs bicubic", "vs Lanczos"),
         [(q["model"], f"x{q['scale']}", f"{q['psnr']:.2f}", f"{q['ssim']:.4f}", f"{q['bicubic_psnr']:.2f}",
           f"{q['bicubic_ssim']:.4f}", f"{q['lanczos_psnr']:.2f}", f"{q['lanczos_ssim']:.4f}",
           f"{q['psnr'] - q['bicubic_psnr']:+.2f}", f"{q['psnr'] - q['lanczos_psnr']:+.2f}") for q in r["quality"]],
     )
-    size = cfg["size"]
-    out += ["", f"SPEED: {size}x{size} RGB input, batch 1, {precision}, medians of {cfg['repeats']} calls after 2 "
+
+
+def _speed_table(r, cfg) -> list:
+    size, precision = cfg["size"], cfg["precision"] + (" + XLA" if cfg["jit"] else "")
+    out = ["", f"SPEED: {size}x{size} RGB input, batch 1, {precision}, medians of {cfg['repeats']} calls after 2 "
             f"warm-up calls, alternating with a {cfg['precision']} matmul. efficiency = model MACs per CPU-second / "
             "matmul MACs per CPU-second; wall eff. = the same from wall-clock time (equal on an idle machine)"]
     out += _table(
@@ -766,8 +788,11 @@ def format_report(r: dict) -> str:
           f"{s['matmul_gmac_per_cpu_s']:.1f}", f"{s['efficiency']:.2f}", f"{s['efficiency_wall']:.2f}")
          for s in r["speed"]],
     )
-    t = r["tiling"]
-    out += ["", f"TILING AND MEMORY: {t['model']} on a {t['input']} photo (uint8, through the engine), tile {t['tile']}; "
+    return out
+
+
+def _tiling_table(t) -> list:
+    out = ["", f"TILING AND MEMORY: {t['model']} on a {t['input']} photo (uint8, through the engine), tile {t['tile']}; "
             f"max |tiled - whole| = {t['max_abs_diff']} grey levels ({100 * t['differing_pixels']:.3f}% of values differ)"]
     out += _table(
         ("mode", "seconds", "CPU s", "out MP/s", "time ratio", "peak RSS MB", "above model MB"),
@@ -778,22 +803,26 @@ def format_report(r: dict) -> str:
     )
     out.append("(peak resident memory of a fresh process upscaling the image once; above model: over its size "
                "with the model loaded and run once on a small input)")
-    if r.get("options"):
-        out += ["", f"OPTIONS: {size}x{size} input. ms and MP/s: wall clock; speed-up over float32 and efficiency "
-                "(against the matmul of the same precision; oneDNN off: its own process's float32 matmul) from CPU "
-                "time; PSNR-Y of the output against the HR crop; max diff to float32 in grey levels"]
-        out += _table(
-            ("model", "option", "ms", "out MP/s", "speed-up", "efficiency", "PSNR", "max diff"),
-            [(o["model"], o["option"], *((f"{o['ms']:.1f}", f"{o['mp_per_s']:.2f}", f"x{o['speedup']:.2f}",
-               f"{o['efficiency']:.2f}", f"{o['psnr']:.2f}", o["max_abs_diff"]) if "error" not in o
-              else ("failed: " + o["error"], "", "", "", "", ""))) for o in r["options"]],
-            align="<<>>>>>>",
-        )
-        notes = [o for o in r["options"] if "matmul_gmac_per_cpu_s" in o]
-        out += [""] if notes else []
-        out += [f"({o['model']}, {o['option']}: float32 matmul {o['matmul_gmac_per_cpu_s']:.1f} GMAC per CPU-second "
-                "in that process)" for o in notes]
-    return "\n".join(out)
+    return out
+
+
+def _options_table(options, cfg) -> list:
+    size = cfg["size"]
+    out = ["", f"OPTIONS: {size}x{size} input. ms and MP/s: wall clock; speed-up over float32 and efficiency "
+           "(against the matmul of the same precision; oneDNN off: its own process's float32 matmul) from CPU "
+           "time; PSNR-Y of the output against the HR crop; max diff to float32 in grey levels"]
+    out += _table(
+        ("model", "option", "ms", "out MP/s", "speed-up", "efficiency", "PSNR", "max diff"),
+        [(o["model"], o["option"], *((f"{o['ms']:.1f}", f"{o['mp_per_s']:.2f}", f"x{o['speedup']:.2f}",
+           f"{o['efficiency']:.2f}", f"{o['psnr']:.2f}", o["max_abs_diff"]) if "error" not in o
+          else ("failed: " + o["error"], "", "", "", "", ""))) for o in options],
+        align="<<>>>>>>",
+    )
+    notes = [o for o in options if "matmul_gmac_per_cpu_s" in o]
+    out += [""] if notes else []
+    out += [f"({o['model']}, {o['option']}: float32 matmul {o['matmul_gmac_per_cpu_s']:.1f} GMAC per CPU-second "
+            "in that process)" for o in notes]
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- demo

@@ -128,10 +128,11 @@ def test_options_run_and_keep_the_output(quick):
 
 
 def test_json_output(tiny_model):
-    code, out, _ = _cli("bench", "--quick", "--no-options", "--json", "--models", str(tiny_model), "--size", "32")
+    code, out, _ = _cli("bench", "--quick", "--sections", "speed,tiling", "--json", "--models", str(tiny_model),
+                        "--size", "32")
     assert code == 0
     r = json.loads(out)
-    assert {"machine", "matmul", "quality", "speed", "tiling"} <= set(r) and "options" not in r
+    assert {"machine", "matmul", "speed", "tiling"} <= set(r) and not {"quality", "options"} & set(r)
     assert r["speed"][0]["input"] == "32x32"
     assert r["machine"]["cores"] >= 1 and r["machine"]["backend"] == "tensorflow"
 
@@ -143,6 +144,7 @@ def test_json_output(tiny_model):
         (["--models", "no-such-model"], "unknown model"),
         (["--scales", "two"], "comma-separated integers"),
         (["--repeats", "0"], "--repeats must be at least 1"),
+        (["--sections", "speed,colour"], "sections are some of quality, speed, tiling, options, not colour"),
         (["-o", "/no/such/folder/bench.json"], "folder does not exist"),
     ],
 )

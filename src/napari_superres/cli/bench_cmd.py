@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..benchmark import SECTIONS  # NumPy only: Keras loads when the bench runs
 from ..errors import InputError, OutputError
 
 
@@ -30,7 +31,8 @@ def add_parser(subparsers):
         "rate), tiled against whole-image time and memory, and the effect of XLA, bfloat16 and oneDNN.",
     )
     p.add_argument("--quality", metavar="HR_DIR", type=Path,
-                   help="folder of 8-bit HR images (default: the held-out corpus photos, else scikit-image's)")
+                   help="folder of 8-bit HR images, or 'skimage' for scikit-image's photos (default: the photos "
+                   "of the corpus that training held out if present, else scikit-image's)")
     p.add_argument("--models", metavar="A,B", help="model names or .keras paths (default: every shipped model)")
     p.add_argument("--scales", metavar="2,4", help="only models of these scales")
     p.add_argument("--size", type=int, help="side of the speed input in LR pixels (default 256; quick 64)")
@@ -40,7 +42,8 @@ def add_parser(subparsers):
                    help="arithmetic of the speed section (bfloat16: Keras mixed_bfloat16)")
     p.add_argument("--jit", action="store_true", help="XLA jit_compile in the speed section")
     p.add_argument("--repeats", type=int, help="timed calls per figure, median reported (default 5)")
-    p.add_argument("--no-options", action="store_true", help="skip the options section (XLA, bfloat16, oneDNN)")
+    p.add_argument("--sections", metavar="A,B", default=",".join(SECTIONS),
+                   help=f"which tables to measure, of {','.join(SECTIONS)} (default: all)")
     p.add_argument("--quick", action="store_true", help="small inputs and few repeats: seconds, not minutes")
     p.add_argument("--json", action="store_true", help="print the figures as JSON instead of tables")
     p.add_argument("-o", "--output", type=Path, help="also write the figures as JSON to this file")
@@ -68,7 +71,8 @@ def run(args):
         models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
         scales=_ints(args.scales) if args.scales else None,
         quality_dir=args.quality, size=args.size, large=args.large, tile=args.tile, precision=args.precision,
-        jit=args.jit, repeats=args.repeats, options=not args.no_options,
+        jit=args.jit, repeats=args.repeats,
+        sections=tuple(v.strip() for v in args.sections.split(",") if v.strip()),
     )
     if args.repeats is not None and args.repeats < 1:
         raise InputError("--repeats must be at least 1")
