@@ -351,3 +351,26 @@ def test_espcn_learns_on_a_real_photo():
     model.fit(lr_p, hr_p, batch_size=7, epochs=6, verbose=0, shuffle=True)
     after = model.evaluate(lr_p, hr_p, batch_size=49, verbose=0)
     assert after < 0.997 * before, (before, after)
+
+
+def test_fsrcnn_learns_on_a_real_photo():
+    """FSRCNN's narrow shrink/mapping layers need the paper's start (He init, PReLU slope 0.25): with ReLU-like
+    slopes 0 they die at learning rates users pick, the output then stays exactly bicubic. Starting at
+    bicubic, a hundred optimizer steps at 1e-3 on patches of a real photograph take its L1 error below it."""
+    from PIL import Image
+    from skimage import data
+
+    keras.utils.set_random_seed(0)
+    hr = data.astronaut()[:192, 96:288]
+    lr = np.asarray(Image.fromarray(hr).resize((96, 96), Image.BICUBIC))
+    hr_p = np.stack([hr[y:y + 48, x:x + 48] for y in range(0, 145, 24) for x in range(0, 145, 24)])
+    lr_p = np.stack([lr[y:y + 24, x:x + 24] for y in range(0, 73, 12) for x in range(0, 73, 12)])
+    hr_p, lr_p = hr_p.astype(np.float32) / 255, lr_p.astype(np.float32) / 255
+
+    model = build_model("fsrcnn", 2, 3)
+    np.testing.assert_allclose(np.asarray(model(lr_p)), np.asarray(BicubicUpsample(2)(lr_p)), atol=1e-6)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mean_absolute_error")
+    before = model.evaluate(lr_p, hr_p, batch_size=49, verbose=0)
+    model.fit(lr_p, hr_p, batch_size=7, epochs=18, verbose=0, shuffle=True)
+    after = model.evaluate(lr_p, hr_p, batch_size=49, verbose=0)
+    assert after < 0.997 * before, (before, after)
