@@ -9,7 +9,7 @@ rotations, batch 16, mixed bfloat16 compute with float32 weights (saved as a flo
 models start from the x2 model's body, as EDSR does. Budgets are wall-clock minutes on the machine that runs
 the script; the steps actually taken are written into each model's description and card.
 
-The photos named in ``VALIDATION`` never enter training; the model's PSNR/SSIM on them, next to bicubic and
+The photos named in ``napari_superres.benchmark.HELD_OUT`` never enter training; the model's PSNR/SSIM on them, next to bicubic and
 Lanczos, go into the model's description and its card (``<name>.md``). Checkpoints go to ``runs/zoo/`` so an
 interrupted run resumes where it stopped.
 """
@@ -23,20 +23,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+from zoo_data import PatchPairs, load_corpus  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "src" / "napari_superres" / "models" / "weights"
 RUNS = REPO / "runs" / "zoo"
 DEFAULT_CORPUS = Path.home() / ".cache" / "napari-superres-corpus"
-
-# Held out from training: one photo of each kind (landscape, macro, night, texture).
-VALIDATION = (
-    "BytheWater_contents_images_2560x1600.png",
-    "backgrounds_mate_nature_LadyBird.png",
-    "DarkestHour_contents_images_2560x1600.png",
-    "backgrounds_mate_nature_Wood.png",
-)
 
 # name, architecture, scale, builder options, minutes, warm start from
 # The quality models are EDSR with 8 residual blocks of 64 features (half of EDSR-baseline's depth): on a CPU
@@ -53,51 +45,14 @@ ZOO = [
 LR_PATCH, BATCH = 48, 16
 
 
-def load_corpus(corpus: Path):
-    files = sorted(corpus.glob("*.png"))
-    if not files:
-        sys.exit(f"no photos in {corpus}: run python3 ../shared/data/make_corpus.py first")
-    train = [np.asarray(Image.open(f).convert("RGB")) for f in files if f.name not in VALIDATION]
-    val = [(name, np.asarray(Image.open(corpus / name).convert("RGB"))) for name in VALIDATION]
-    return train, val
-
-
-class PatchPairs:
-    """Aligned random LR/HR patch pairs from whole images downscaled once (so patch borders see the same
-    antialiasing as a full image would)."""
-
-    def __init__(self, images, scale, seed):
-        from napari_superres.training.metrics import bicubic_downscale, modcrop
-
-        self.scale = scale
-        self.hr = [modcrop(im, scale) for im in images]
-        self.lr = [bicubic_downscale(im, scale) for im in self.hr]
-        self.rng = np.random.default_rng(seed)
-
-    def batch(self, n=BATCH, p=LR_PATCH):
-        s, xs, ys = self.scale, [], []
-        for _ in range(n):
-            i = self.rng.integers(len(self.lr))
-            lr, hr = self.lr[i], self.hr[i]
-            y0, x0 = self.rng.integers(lr.shape[0] - p), self.rng.integers(lr.shape[1] - p)
-            a, b = lr[y0 : y0 + p, x0 : x0 + p], hr[y0 * s : (y0 + p) * s, x0 * s : (x0 + p) * s]
-            k = self.rng.integers(8)  # one of the 8 flips/rotations
-            a, b = np.rot90(a, k % 4), np.rot90(b, k % 4)
-            if k >= 4:
-                a, b = a[:, ::-1], b[:, ::-1]
-            xs.append(a)
-            ys.append(b)
-        return np.stack(xs).astype(np.float32) / 255.0, np.stack(ys).astype(np.float32) / 255.0
-
-
-def build(arch, scale, options, policy):
+def build(arch, scale, options, policy, channels=3):
     import keras
 
     from napari_superres.models.registry import build_model
 
     keras.mixed_precision.set_global_policy(policy)
     try:
-        return build_model(arch, scale, 3, **options)
+        return build_model(arch, scale, channels, **options)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -158,7 +113,7 @@ def context_for_one_grey_level(model, scale, val, receptive_radius):
 def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0):
     import keras
 
-    from napari_superres.models.loading import load_model, save_model
+    from napari_superres.models.loading import load_model
 
     RUNS.mkdir(parents=True, exist_ok=True)
     ckpt, state_file = RUNS / f"{name}.weights.h5", RUNS / f"{name}.json"
@@ -175,13 +130,13 @@ def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0
     budget = minutes * 60.0
     opt = keras.optimizers.Adam(2e-4)
     model.compile(optimizer=opt, loss="mae", jit_compile=False)
-    data = PatchPairs(train_imgs, scale, seed + state["steps"])
+    data, rng = PatchPairs(train_imgs), np.random.default_rng(seed + state["steps"])
     last_save, losses = time.perf_counter(), []
     while state["seconds"] < budget:
         if state["seconds"] > 0.75 * budget:
             opt.learning_rate.assign(5e-5)
         t0 = time.perf_counter()
-        losses.append(float(model.train_on_batch(*data.batch())))
+        losses.append(float(model.train_on_batch(*data.batch(scale, BATCH, LR_PATCH, rng))))
         state["seconds"] += time.perf_counter() - t0
         state["steps"] += 1
         if state["steps"] % 50 == 0:
@@ -193,13 +148,25 @@ def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0
             last_save = time.perf_counter()
     model.save_weights(ckpt)
     state_file.write_text(json.dumps(state))
+    training = {
+        "data": f"{len(train_imgs)} real 2K photographs (../shared/data/make_corpus.py), bicubic x{scale} degradation",
+        "steps": state["steps"], "batch": BATCH, "lr_patch": LR_PATCH, "loss": "L1",
+        "minutes": round(state["seconds"] / 60, 1), "precision": "mixed_bfloat16",
+        "warm_start": init, "machine": "2-core CPU",
+    }
+    return finish_model(name, arch, scale, options, model.get_weights(), training, val)
 
-    final = build(arch, scale, options, "float32")  # float32 for inference everywhere
-    final.set_weights(model.get_weights())
-    scores = validate(final, scale, val)
-    (m_psnr, m_ssim), (b_psnr, b_ssim), (l_psnr, l_ssim) = scores["model"], scores["bicubic"], scores["lanczos"]
+
+def finish_model(name, arch, scale, options, weights, training, val, channels=3, weights_dir=WEIGHTS):
+    """Save a trained model as a shipped one: float32 (bfloat16 is an inference option), in its inference form,
+    validated on the held-out photos, with its measured tile context and its description."""
+    from napari_superres.models.loading import load_model, save_model
     from napari_superres.models.registry import geometry
 
+    final = build(arch, scale, options, "float32", channels)  # float32 for inference everywhere
+    final.set_weights(weights)
+    scores = validate(final, scale, val)
+    (m_psnr, m_ssim), (b_psnr, b_ssim), (l_psnr, l_ssim) = scores["model"], scores["bicubic"], scores["lanczos"]
     multiple, overlap = geometry(arch, **options)
     description = {
         "name": name,
@@ -208,14 +175,9 @@ def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0
         "multiple": multiple,
         "overlap": overlap,
         "scale": scale,
-        "channels": 3,
+        "channels": channels,
         "normalization": {"mode": "range"},
-        "training": {
-            "data": f"{len(train_imgs)} real 2K photographs (../shared/data/make_corpus.py), bicubic x{scale} degradation",
-            "steps": state["steps"], "batch": BATCH, "lr_patch": LR_PATCH, "loss": "L1",
-            "minutes": round(state["seconds"] / 60, 1), "precision": "mixed_bfloat16",
-            "warm_start": init, "machine": "2-core CPU",
-        },
+        "training": training,
         "validation": {
             "images": f"{len(val)} held-out photos, whole images",
             "metric": "PSNR/SSIM on Y (BT.601), border = scale",
@@ -225,7 +187,7 @@ def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0
     }
     description["overlap"] = context_for_one_grey_level(final, scale, val, overlap)
     description["receptive_radius"] = overlap
-    path = save_model(final, WEIGHTS / f"{name}.keras", description)
+    path = save_model(final, Path(weights_dir) / f"{name}.keras", description)
     print(f"{name}: saved {path.name} ({path.stat().st_size / 1e6:.1f} MB); PSNR {m_psnr:.2f} dB vs bicubic "
           f"{b_psnr:.2f}, Lanczos {l_psnr:.2f}; SSIM {m_ssim:.4f} vs {b_ssim:.4f}, {l_ssim:.4f}", flush=True)
     load_model(path)  # loads with safe_mode=True

@@ -38,7 +38,7 @@ import numpy as np
 
 from .errors import InputError, ModelError
 
-# The photos of the corpus that the shipped models never saw in training (scripts/train_zoo.py VALIDATION):
+# The photos of the corpus that the shipped models never saw in training (scripts/zoo_data.py keeps them out):
 # one landscape, one macro, one night scene, one texture.
 HELD_OUT = (
     "BytheWater_contents_images_2560x1600.png",

@@ -1,0 +1,80 @@
+"""Turn what a device run brought back into shipped models (the device run's second half, on a CPU).
+
+    .venv/bin/python scripts/device/import_weights.py RUN_DIR [--only a,b] [--corpus DIR] [--machine TEXT]
+
+RUN_DIR holds the device run's ``*.tar`` weight groups and ``history.json`` (``train_gpu.py``). Each model is
+rebuilt in float32, given its trained weights, put in its inference form, validated on the whole held-out
+photos (not the crops the run tracked), described and saved into ``models/weights/`` by the same code as CPU
+training (``train_zoo.finish_model``). Its description keeps every training run: the earlier ones (for a
+resumed model) and this one, with validation PSNR on the run's crops against steps.
+"""
+
+import argparse
+import json
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(SCRIPTS))
+from train_zoo import DEFAULT_CORPUS, WEIGHTS, build, finish_model  # noqa: E402
+from zoo_data import load_corpus  # noqa: E402
+
+
+def trained_weights(run_dir: Path, name: str, entry: dict):
+    """The weights of ``name`` from the run's tar files, as a list of arrays of the training-time model."""
+    for tar_path in sorted(run_dir.glob("*.tar")):
+        with tarfile.open(tar_path) as t:
+            if f"{name}.weights.h5" not in t.getnames():
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                t.extract(f"{name}.weights.h5", tmp)
+                model = build(entry["arch"], entry["scale"], entry["options"], "float32", entry.get("channels", 3))
+                model.load_weights(Path(tmp) / f"{name}.weights.h5")
+                return model.get_weights()
+    return None
+
+
+def training_record(entry: dict, machine: str, data: str) -> dict:
+    """The description's ``training``: totals over every run, and the runs themselves."""
+    before = dict(entry.get("history_before") or {})
+    runs = before.pop("runs", None) or ([before] if before else [])
+    run = {"machine": machine, "steps": entry["steps"] - entry["steps_before"], "batch": entry["batch"],
+           "lr_patch": entry["lr_patch"], "minutes": round(entry["seconds"] / 60, 1),
+           "precision": entry["precision"], "loss": "L1", "curve": entry["curve"],
+           "curve_images": "validation PSNR-Y on 8 crops (480x480) of the held-out photos, against total steps"}
+    runs = runs + [run]
+    return {"data": data, "loss": "L1", "steps": sum(r.get("steps", 0) for r in runs),
+            "patches": sum(r.get("steps", 0) * r.get("batch", 0) for r in runs),
+            "minutes": round(sum(r.get("minutes", 0) for r in runs), 1), "batch": run["batch"],
+            "lr_patch": run["lr_patch"], "precision": run["precision"], "machine": machine,
+            "warm_start": entry.get("warm_start"), "runs": runs}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--only", help="comma-separated model names (default: every model of the run)")
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    p.add_argument("--machine", default="NVIDIA H200 (Keras on JAX)")
+    p.add_argument("--weights-dir", type=Path, default=WEIGHTS, help="where the models are saved")
+    args = p.parse_args(argv)
+    history = json.loads((args.run_dir / "history.json").read_text())
+    wanted = set(args.only.split(",")) if args.only else set(history)
+    train_imgs, val = load_corpus(args.corpus)
+    for name, entry in history.items():
+        if name not in wanted or entry.get("domain", "photo") != "photo":
+            continue
+        weights = trained_weights(args.run_dir, name, entry)
+        if weights is None:
+            print(f"{name}: no weights in {args.run_dir}", flush=True)
+            continue
+        data = (f"{len(train_imgs)} real 2K photographs (../shared/data/make_corpus.py), "
+                f"bicubic x{entry['scale']} degradation")
+        finish_model(name, entry["arch"], entry["scale"], entry["options"], weights,
+                     training_record(entry, args.machine, data), val, weights_dir=args.weights_dir)
+
+
+if __name__ == "__main__":
+    main()

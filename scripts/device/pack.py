@@ -1,0 +1,92 @@
+"""Pack what the device run carries into ``.device/`` (ignored by git; see docs/device-run.md).
+
+    .venv/bin/python scripts/device/pack.py [--corpus DIR] [--max-mib 40]
+
+- ``whl/``: the Keras wheel and the packages it needs that the GPU machine lacks (it has JAX but neither
+  TensorFlow nor Keras, and no network), for its Python 3.12.
+- ``data/photos/``: the corpus photos that training may use, lossless WebP, centre-cropped alike if needed so
+  that everything stays under ``--max-mib`` (the device takes 64 MiB with the repository).
+- ``data/val/``: two 480x480 crops of each held-out photo (480 is a multiple of 2, 3 and 4), lossless WebP: its
+  centre and its most detailed part (largest mean gradient), so that validation is not all sky or darkness.
+"""
+
+import argparse
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SCRIPTS = Path(__file__).resolve().parents[1]
+REPO = SCRIPTS.parent
+sys.path.insert(0, str(SCRIPTS))
+from zoo_data import load_corpus  # noqa: E402
+
+DEFAULT_CORPUS = Path.home() / ".cache" / "napari-superres-corpus"
+# What Keras needs beyond the GPU machine's own packages (it has numpy, h5py, ml-dtypes, rich, absl-py, packaging).
+WHEELS = ["keras", "namex", "optree", "platformdirs"]
+PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
+VAL_SIDE = 480
+
+
+def download_wheels(dest: Path):
+    dest.mkdir(parents=True, exist_ok=True)
+    pins = [f"{n}=={importlib.metadata.version(n)}" for n in WHEELS]
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
+           "3.12", "--implementation", "cp", "-d", str(dest)] + [a for p in PLATFORMS for a in ("--platform", p)]
+    subprocess.run(cmd + pins, check=True)
+
+
+def save_webp(array, path: Path) -> int:
+    Image.fromarray(array).save(path, format="WEBP", lossless=True, quality=80, method=4)
+    return path.stat().st_size
+
+
+def centre(img, frac):
+    h, w = img.shape[:2]
+    ch, cw = max(VAL_SIDE, round(h * frac)), max(VAL_SIDE, round(w * frac))
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return img[y : y + ch, x : x + cw]
+
+
+def most_detailed(img, side=VAL_SIDE, step=120):
+    g = np.asarray(img, np.float32).mean(axis=-1)
+    grad = np.abs(np.diff(g, axis=0))[:, :-1] + np.abs(np.diff(g, axis=1))[:-1, :]
+    best = max(((grad[y : y + side, x : x + side].mean(), y, x) for y in range(0, grad.shape[0] - side, step)
+                for x in range(0, grad.shape[1] - side, step)))
+    return img[best[1] : best[1] + side, best[2] : best[2] + side]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    p.add_argument("--out", type=Path, default=REPO / ".device")
+    p.add_argument("--max-mib", type=float, default=40.0, help="size limit of data/photos")
+    p.add_argument("--skip-wheels", action="store_true")
+    args = p.parse_args(argv)
+    if not args.skip_wheels:
+        download_wheels(args.out / "whl")
+    train, val = load_corpus(args.corpus)
+    photos, vals = args.out / "data" / "photos", args.out / "data" / "val"
+    for d in (photos, vals):
+        d.mkdir(parents=True, exist_ok=True)
+        for f in d.glob("*.webp"):
+            f.unlink()
+    for name, img in val:
+        save_webp(centre(img, 0), vals / (Path(name).stem + "-centre.webp"))
+        save_webp(most_detailed(img), vals / (Path(name).stem + "-detail.webp"))
+    frac = 1.0
+    while True:  # shrink the kept area until the photos fit
+        sizes = [save_webp(centre(img, frac), photos / f"photo{i:03d}.webp") for i, img in enumerate(train)]
+        total = sum(sizes) / 2**20
+        print(f"{len(train)} photos at {frac:.2f} of their side: {total:.1f} MiB")
+        if total <= args.max_mib:
+            break
+        frac *= (args.max_mib / total) ** 0.5 * 0.98
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Training data of the shipped models: random LR/HR patch pairs and held-out validation, shared by the CPU
+trainer (``train_zoo.py``) and the GPU run (``device/train_gpu.py``). NumPy and Pillow only until a Keras
+``PyDataset`` is asked for.
+
+Photos: HR patches of real photographs, LR by antialiased bicubic downscaling of the whole image (so a patch's
+border sees the same antialiasing as a full image), the benchmark's convention. The photos in
+``napari_superres.benchmark.HELD_OUT`` never enter training.
+"""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from napari_superres.benchmark import HELD_OUT
+
+
+def load_corpus(corpus: Path):
+    """(training photos, [(name, held-out photo)]) of a corpus folder of PNGs (make_corpus.py's)."""
+    files = sorted(Path(corpus).glob("*.png"))
+    if not files:
+        raise SystemExit(f"no photos in {corpus}: run python3 ../shared/data/make_corpus.py first")
+    train = [np.asarray(Image.open(f).convert("RGB")) for f in files if f.name not in HELD_OUT]
+    val = [(name, np.asarray(Image.open(Path(corpus) / name).convert("RGB"))) for name in HELD_OUT]
+    return train, val
+
+
+def load_packed(data: Path):
+    """The same from a folder written by ``device/pack.py``: ``photos/`` (training) and ``val/`` (held-out crops)."""
+    read = lambda f: np.asarray(Image.open(f).convert("RGB"))  # noqa: E731
+    train = [read(f) for f in sorted((Path(data) / "photos").glob("*.webp"))]
+    val = [(f.name, read(f)) for f in sorted((Path(data) / "val").glob("*.webp"))]
+    if not train or not val:
+        raise SystemExit(f"no packed photos in {data}: run scripts/device/pack.py first")
+    return train, val
+
+
+def augment(a, b, k):
+    """One of the 8 flips/rotations (k in 0..7) applied alike to a pair of (..., H, W, C) arrays."""
+    a, b = np.rot90(a, k % 4, axes=(-3, -2)), np.rot90(b, k % 4, axes=(-3, -2))
+    if k >= 4:
+        a, b = a[..., ::-1, :], b[..., ::-1, :]
+    return a, b
+
+
+class PatchPairs:
+    """Aligned random LR/HR patch pairs (float32, 0..1) from photos downscaled once per scale."""
+
+    channels = 3
+
+    def __init__(self, images, val=()):
+        from napari_superres.training.metrics import modcrop
+
+        self.images = images
+        self.val = list(val)
+        self._lr, self._modcrop = {}, modcrop
+
+    def pairs(self, scale):
+        """(LR images, HR images) at ``scale``, made on first use."""
+        if scale not in self._lr:
+            from napari_superres.training.metrics import bicubic_downscale
+
+            hr = [self._modcrop(im, scale) for im in self.images]
+            self._lr[scale] = ([bicubic_downscale(im, scale) for im in hr], hr)
+        return self._lr[scale]
+
+    def batch(self, scale, n, p, rng):
+        lrs, hrs = self.pairs(scale)
+        xs, ys = [], []
+        for _ in range(n):
+            i = rng.integers(len(lrs))
+            lr, hr = lrs[i], hrs[i]
+            y0, x0 = rng.integers(lr.shape[0] - p), rng.integers(lr.shape[1] - p)
+            a, b = augment(lr[y0 : y0 + p, x0 : x0 + p], hr[y0 * scale : (y0 + p) * scale, x0 * scale : (x0 + p) * scale],
+                           rng.integers(8))
+            xs.append(a)
+            ys.append(b)
+        return np.stack(xs).astype(np.float32) / 255.0, np.stack(ys).astype(np.float32) / 255.0
+
+    def validator(self, scale):
+        """model -> mean PSNR-Y (border = scale) on the held-out images, LR by bicubic downscale."""
+        from napari_superres.training.metrics import bicubic_downscale, psnr
+
+        hrs = [self._modcrop(im, scale) for _, im in self.val]
+        lrs = [bicubic_downscale(hr, scale).astype(np.float32) / 255.0 for hr in hrs]
+
+        def validate(model):
+            scores = []
+            for lr, hr in zip(lrs, hrs):
+                out = np.asarray(model.predict_on_batch(lr[None]))[0]
+                scores.append(psnr(hr, np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8), scale=scale))
+            return round(float(np.mean(scores)), 3)
+
+        return validate
+
+    def sequence(self, scale, batch, p, seed, workers=4):
+        return batches(self, scale, batch, p, seed, workers)
+
+
+def batches(source, scale, batch, p, seed, workers=4, length=2000):
+    """A Keras ``PyDataset`` of ``source.batch(scale, batch, p, rng)``: endless in effect (each epoch draws new
+    patches), made ahead by worker threads so the accelerator does not wait for NumPy."""
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=4 * workers)
+            self.epoch = 0
+
+        def __len__(self):
+            return length
+
+        def __getitem__(self, idx):
+            return source.batch(scale, batch, p, np.random.default_rng([seed, self.epoch, idx]))
+
+        def on_epoch_end(self):
+            self.epoch += 1
+
+    return Batches()
