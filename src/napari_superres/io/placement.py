@@ -41,13 +41,14 @@ def upscaled_meta(meta: dict, factors: dict) -> dict:
 
 def _upscaled_header(header, fx, fy, fz):
     header = header.copy()
+    qcode, scode = int(header["qform_code"]), int(header["sform_code"])
+    qform, sform = header.get_qform(), header.get_sform()  # before pixdim changes: the qform is built from it
     zooms = list(header.get_zooms())
     for i, f in enumerate((fx, fy, fz)[: len(zooms)]):
         zooms[i] = zooms[i] / f
     header.set_zooms(zooms)
-    qcode, scode = int(header["qform_code"]), int(header["sform_code"])
     if qcode > 0:
-        header.set_qform(upscaled_affine(header.get_qform(), fx, fy, fz), code=qcode)
+        header.set_qform(upscaled_affine(qform, fx, fy, fz), code=qcode)
     if scode > 0:
-        header.set_sform(upscaled_affine(header.get_sform(), fx, fy, fz), code=scode)
+        header.set_sform(upscaled_affine(sform, fx, fy, fz), code=scode)
     return header
