@@ -136,6 +136,11 @@ def test_the_cli_keeps_the_georeferencing_of_a_4_band_uint16_scene(tmp_path, ban
     np.testing.assert_allclose(corners(geo_out, 74, 90), corners(geo_in, 37, 45), rtol=0, atol=1e-9)
     assert geo_out["ProjectedCSTypeGeoKey"] == geo_in["ProjectedCSTypeGeoKey"]
     assert page.tags[42113] == "0"
+    # out of core (--chunk), the same file
+    rc = main(["upscale", str(src), "-m", str(model_path), "-o", str(tmp_path / "ooc.tif"), "--chunk", "32", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "ooc.tif"), tifffile.imread(tmp_path / "scene_x2.tif"))
+    assert geo_of(tmp_path / "ooc.tif")[0] == geo_out
 
 
 # ------------------------------------------------------------------------------------------- nodata
@@ -227,25 +232,29 @@ def test_cli_bands_option_is_checked(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------- large scenes
 
 
-def test_large_scenes_are_written_tiled_and_out_of_core_equals_in_memory(tmp_path, nearest_gray):
+@pytest.mark.parametrize("layout", ["separate", "contig", "gray"])
+def test_large_scenes_are_written_tiled_and_out_of_core_equals_in_memory(tmp_path, nearest_gray, layout):
     from napari_superres.engine.chunked import upscale_file
 
     rng = np.random.default_rng(5)
-    data = rng.integers(1, 60000, size=(3, 300, 280)).astype(np.uint16)
-    data[:, 100:140, 50:90] = 0
-    src = write_scene(tmp_path / "big.tif", data, nodata=0, raster_type=2)
+    shape = {"separate": (3, 300, 280), "contig": (300, 280, 3), "gray": (300, 280)}[layout]
+    data = rng.integers(1, 60000, size=shape).astype(np.uint16)
+    y = data.ndim - 3 if layout == "contig" else data.ndim - 2
+    data[(slice(None),) * y + (slice(100, 140), slice(50, 90))] = 0
+    src = write_scene(tmp_path / "big.tif", data, nodata=0, raster_type=2, planar=layout)
     in_memory = upscale_path(src, tmp_path / "mem.tif", nearest_gray)
     ooc = upscale_file(src, tmp_path / "ooc.tif", nearest_gray, chunk=64, quiet=True)
 
     geo_in, _ = geo_of(src)
     for path in (in_memory, ooc):
         geo_out, page = geo_of(path)
-        assert page.is_tiled and page.tilewidth == 256 and page.planarconfig == 2
+        assert page.is_tiled and page.tilewidth == 256 and page.shape == nearest_x2(data, y, y + 1).shape
+        assert page.planarconfig == geo_of(src)[1].planarconfig
         np.testing.assert_allclose(corners(geo_out, 600, 560), corners(geo_in, 300, 280), rtol=0, atol=1e-9)
         assert page.tags[42113] == "0"
     assert geo_of(ooc)[1].is_bigtiff
     np.testing.assert_array_equal(tifffile.imread(ooc), tifffile.imread(in_memory))
-    np.testing.assert_array_equal(tifffile.imread(ooc), nearest_x2(data, 1, 2))
+    np.testing.assert_array_equal(tifffile.imread(ooc), nearest_x2(data, y, y + 1))
     assert read_image(ooc)[1]["geotiff"].nodata == 0
 
 

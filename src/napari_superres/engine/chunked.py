@@ -212,6 +212,7 @@ def _open_tiff(path):
     import tifffile
 
     from ..io import images
+    from ..io.geotiff import tiff_placement
 
     with tifffile.TiffFile(path) as tif:
         if not tif.series or not tif.pages:
@@ -230,7 +231,7 @@ def _open_tiff(path):
             meta["pixel_size"] = {k: float(v) for k, v in shaped["pixel_size"].items()}
             if shaped.get("unit"):
                 meta["unit"] = str(shaped["unit"])
-        meta.update(images.tiff_placement(tif))
+        meta.update(tiff_placement(tif))
         shape, dtype = tuple(int(n) for n in series.shape), np.dtype(series.dtype)
         offset = series.dataoffset
         native = dtype.byteorder in ("=", "|") or dtype.byteorder == {"little": "<", "big": ">"}[sys.byteorder]

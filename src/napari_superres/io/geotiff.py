@@ -131,6 +131,18 @@ def read_geotags(page) -> Optional[GeoTags]:
     return geo
 
 
+def tiff_placement(tif) -> dict:
+    """GeoTIFF tags (``"geotiff"``) and RGB photometry (``"photometric"``) of an open TIFF, when it has them."""
+    page = tif.pages.first
+    out = {}
+    geo = read_geotags(page)
+    if geo is not None:
+        out["geotiff"] = geo
+    if page.photometric == 2:  # RGB: the bands are colours
+        out["photometric"] = "rgb"
+    return out
+
+
 def tile_shape(height: int, width: int) -> Optional[Tuple[int, int]]:
     """Tiles for a GeoTIFF output of this size, or None for a small one (strips)."""
     return (TILE, TILE) if max(height, width) > TILED_ABOVE else None

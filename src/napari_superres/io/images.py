@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import InputError, OutputError
 from .dicom import is_dicom_folder
+from .geotiff import tiff_placement
 from .nifti import NIFTI_SUFFIXES, is_nifti
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -118,20 +119,6 @@ def _read_tiff_open(tif, path):
             meta["unit"] = str(shaped["unit"])
     meta.update(tiff_placement(tif))
     return data, meta
-
-
-def tiff_placement(tif) -> dict:
-    """GeoTIFF tags (``"geotiff"``) and RGB photometry (``"photometric"``) of an open TIFF, when it has them."""
-    from .geotiff import read_geotags
-
-    page = tif.pages.first
-    out = {}
-    geo = read_geotags(page)
-    if geo is not None:
-        out["geotiff"] = geo
-    if page.photometric == 2:  # RGB: the bands are colours
-        out["photometric"] = "rgb"
-    return out
 
 
 def _read_medical(path):
