@@ -66,6 +66,11 @@ def wants(src, dst, args) -> bool:
     before any model loads; raises a SuperResError for what cannot work."""
     src, dst = Path(src), Path(dst)
     forced = _forced(args)
+    if _medical(src):  # read whole; --z-factor runs in memory (engine.files)
+        other = [flag for flag in forced if flag != "--z-factor"]
+        if other:
+            raise InputError(f"{', '.join(other)}: NIfTI and DICOM inputs are upscaled in memory, not out of core")
+        return False
     out_ok = dst.suffix.lower() in (".zarr", ".tif", ".tiff")
     if forced and not out_ok:
         raise OutputError(f"{', '.join(forced)}: the output must be Zarr (.zarr, .ome.zarr) or TIFF (.tif), not {dst.name}")
@@ -88,6 +93,12 @@ def wants(src, dst, args) -> bool:
     open_source(src, args.axes)  # bad file or missing axes: said now
     _probe_scheduler(args)
     return True
+
+
+def _medical(src: Path) -> bool:
+    from ..io import is_dicom_folder, is_nifti
+
+    return is_nifti(src) or is_dicom_folder(src)
 
 
 def _too_big(src: Path) -> bool:
@@ -159,6 +170,7 @@ def run_one(src, dst, model, args) -> Path:
         z_factor=args.z_factor,
         z_method=args.z_method,
         quiet=args.quiet,
+        bands=getattr(args, "bands", "auto"),
     )
     if not args.quiet:
         print(f"{src} -> {out}  (out of core, {time.perf_counter() - start:.1f} s)")

@@ -40,6 +40,15 @@ def _int_at_least(minimum):
 
 
 _positive_int = _int_at_least(1)
+
+
+def _bands(text):
+    from ..engine.scene import parse_bands
+
+    try:
+        return parse_bands(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 _non_negative_int = _int_at_least(0)
 
 
@@ -47,11 +56,16 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "upscale",
         help="upscale images, stacks or folders with a model",
-        description="Upscale image files (TIFF, PNG, JPEG, NPY, Zarr) or folders of them with a super-resolution "
-        "model. MODEL is a shipped or user model's name (see `napari-superres models`) or a .keras file.",
+        description="Upscale image files (TIFF and GeoTIFF, PNG, JPEG, NPY, Zarr, NIfTI .nii/.nii.gz) or DICOM "
+        "series (a folder holding one series) or folders of images with a super-resolution model. MODEL is a "
+        "shipped or user model's name (see `napari-superres models`) or a .keras file. Outputs keep their "
+        "place: pixel sizes, GeoTIFF georeferencing and NIfTI affines are updated so the output lies exactly "
+        "over the input.",
         epilog="One input: OUT is the output file, or a folder to write into. Several inputs or a folder: OUT is a "
-        "folder (made if missing); outputs keep their input's name and format. Exit codes: 0 done, 1 some files "
-        "of a batch failed (the others were written), 2 nothing was done (the error says why).",
+        "folder (made if missing); outputs keep their input's name and format (a DICOM series becomes "
+        "NAME.nii.gz: DICOM is read, never written; write .nii, .nii.gz or .tif). NIfTI and DICOM need the "
+        "'medical' extra. Exit codes: 0 done, 1 some files of a batch failed (the others were written), 2 nothing "
+        "was done (the error says why).",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     p.add_argument("-m", "--model", required=True, help="model name or path to a .keras file")
@@ -69,6 +83,15 @@ def add_parser(subparsers):
     )
     p.add_argument("--axes", help="axes of the input in napari order, e.g. YX, YXC, ZYX, TZYX, CYX")
     p.add_argument("--tta", action="store_true", help="self-ensemble: average 8 flips/rotations (8x slower)")
+    p.add_argument(
+        "--bands",
+        type=_bands,
+        default="auto",
+        metavar="{auto,each,rgb,R,G,B}",
+        help="multiband scenes: 'each' band through the model on its own; 'rgb' (bands 1,2,3) or R,G,B band "
+        "numbers (e.g. 4,3,2) through a colour model together, the others each on its own. Default auto: "
+        "together only when the file marks its bands RGB, since satellite bands are rarely a photo's colours",
+    )
     p.add_argument(
         "--device",
         choices=("auto", "cpu", "gpu"),
@@ -99,17 +122,19 @@ def add_parser(subparsers):
 
 def collect_inputs(inputs):
     """The image files named on the command line, folders expanded; and whether this is a batch."""
-    from ..io import list_images
+    from ..io import is_dicom_folder, list_images
 
     files, batch = [], len(inputs) > 1
     for text in inputs:
         path = Path(text)
         if not path.exists():
             raise InputError(f"input not found: {path}")
-        if path.is_dir() and path.suffix.lower() != ".zarr":
+        if path.is_dir() and path.suffix.lower() != ".zarr" and not is_dicom_folder(path):
             found = list_images(path)
             if not found:
-                raise InputError(f"no images in folder {path} (looking for .tif, .png, .jpg, .npy, .zarr)")
+                raise InputError(
+                    f"no images in folder {path} (looking for .tif, .png, .jpg, .npy, .zarr, .nii, .nii.gz, DICOM)"
+                )
             files += found
             batch = True
         else:
@@ -128,7 +153,7 @@ def plan_outputs(files, batch, output):
             f"several inputs need a folder as OUT, not {out} (an existing folder, or a new name without suffix)"
         )
     if is_folder:
-        pairs = [(f, out / f.name) for f in files]
+        pairs = [(f, out / _output_name(f)) for f in files]
     else:
         pairs = [(files[0], out)]
     seen = {}
@@ -139,6 +164,13 @@ def plan_outputs(files, batch, output):
             raise InputError(f"{seen[dst]} and {src} would both be written to {dst}; upscale them separately")
         seen[dst] = src
     return pairs, is_folder
+
+
+def _output_name(src):
+    """An output's name in an output folder: the input's, except a DICOM series folder becomes NIfTI."""
+    from ..io import is_dicom_folder
+
+    return src.name + ".nii.gz" if is_dicom_folder(src) else src.name
 
 
 def _same_file(a, b):
@@ -259,33 +291,21 @@ class Progress:
 
 def read_checked(src, axes_arg):
     """Read an input and refuse what the engine cannot take, before the model is even loaded."""
-    from ..engine.axes import resolve_axes
-    from ..engine.normalize import check_array
+    from ..engine.files import check_loaded
     from ..io import read_image
 
     data, meta = read_image(src)
     try:
-        check_array(data)
-        axes = resolve_axes(axes_arg or meta.get("axes"), data.shape)
+        axes = check_loaded(data, meta, axes_arg)
     except InputError as exc:
         raise InputError(f"{src}: {exc}") from None
     return data, meta, axes
 
 
-def output_meta(meta, axes, axes_known, scale):
-    """The input's metadata for the output: same axes (when known), Y and X pixel sizes divided by the scale."""
-    out = {k: v for k, v in meta.items() if k in ("pixel_size", "unit")}
-    if axes_known:
-        out["axes"] = axes.replace("S", "C")  # files know channels as C
-    if out.get("pixel_size"):
-        out["pixel_size"] = {k: v / scale if k in "YX" else v for k, v in out["pixel_size"].items()}
-    return out
-
-
 def upscale_one(src, dst, model, args, *, named_after_input, data=None):
     """Upscale one file to ``dst``. When ``dst`` is named after the input (OUT is a folder) and its format cannot
     hold the result, it becomes a .tif. Returns the path written."""
-    from ..engine.api import upscale
+    from ..engine.files import upscale_loaded
     from ..io import can_hold, check_format, check_writable, write_image
 
     if data is None and bigdata.wants(src, dst, args):  # Zarr, big TIFF: block by block, out of core
@@ -293,8 +313,8 @@ def upscale_one(src, dst, model, args, *, named_after_input, data=None):
     if data is None:
         data = read_checked(src, args.axes)
     array, meta, axes = data
-    scale = int(model.scale)
-    out_shape = tuple(n * scale if a in "YX" else n for a, n in zip(axes, array.shape))
+    scale, z = int(model.scale), int(getattr(args, "z_factor", None) or 1)
+    out_shape = tuple(n * scale if a in "YX" else n * z if a == "Z" else n for a, n in zip(axes, array.shape))
     if named_after_input and not can_hold(dst, out_shape, array.dtype):
         dst = dst.with_suffix(".tif")
     if dst.parent.exists():
@@ -305,10 +325,15 @@ def upscale_one(src, dst, model, args, *, named_after_input, data=None):
     bar = Progress(src.name, enabled=not args.quiet)
     start = time.perf_counter()
     try:
-        result = upscale(
+        result, out_meta = upscale_loaded(
             array,
+            meta,
             model,
             axes=axes,
+            axes_known=bool(args.axes or meta.get("axes")),
+            bands=getattr(args, "bands", "auto"),
+            z_factor=z,
+            z_method=getattr(args, "z_method", "model"),
             tile=args.tile,  # 0: the whole image in one window
             overlap=args.overlap,
             tta=args.tta,
@@ -318,9 +343,8 @@ def upscale_one(src, dst, model, args, *, named_after_input, data=None):
         )
     finally:
         bar.close()
-    axes_known = bool(args.axes or meta.get("axes"))
     dst.parent.mkdir(exist_ok=True)
-    write_image(dst, result, overwrite=args.overwrite, meta=output_meta(meta, axes, axes_known, scale))
+    write_image(dst, result, overwrite=args.overwrite, meta=out_meta)
     if not args.quiet:
         shape_in = "x".join(map(str, array.shape))
         shape_out = "x".join(map(str, result.shape))

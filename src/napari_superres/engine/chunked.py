@@ -55,6 +55,8 @@ class Source:
 
     ``kind``: "zarr" (``key`` is the array inside a group, "" for an array), "tiff-mmap" (contiguous,
     uncompressed: ``offset`` of the data) or "tiff" (compressed or tiled: read through tifffile's Zarr store).
+    ``nodata`` (a GeoTIFF's): reads fill nodata pixels from their valid neighbours (``engine.scene``), within
+    the region read; ``yx`` are the Y and X axes.
     """
 
     path: str
@@ -63,12 +65,20 @@ class Source:
     dtype: str
     key: str = ""
     offset: int = 0
+    nodata: Optional[float] = None
+    yx: Tuple[int, int] = (-2, -1)
 
     @property
     def ndim(self):
         return len(self.shape)
 
-    def read(self, index) -> np.ndarray:
+    def read(self, index, fill: bool = True) -> np.ndarray:
+        if fill and self.nodata is not None:
+            from .scene import fill_nodata, nodata_mask
+
+            region = self.read(index, fill=False)
+            mask = nodata_mask(region, self.nodata)
+            return region if mask is None else fill_nodata(region, mask, *self.yx)
         if self.kind == "tiff-mmap":
             # a fresh map per read: the pages it touched leave this process's memory when it is closed
             mm = np.memmap(self.path, np.dtype(self.dtype), "r", offset=self.offset, shape=self.shape)
@@ -154,6 +164,11 @@ def open_source(path, axes: Optional[str] = None) -> Tuple[Source, dict]:
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
     meta["axes_known"] = bool(axes or file_axes)
+    nodata = meta["geotiff"].nodata if meta.get("geotiff") is not None else None
+    if nodata is not None:
+        from dataclasses import replace
+
+        src = replace(src, nodata=nodata, yx=(meta["axes"].index("Y"), meta["axes"].index("X")))
     return src, meta
 
 
@@ -197,6 +212,7 @@ def _open_tiff(path):
     import tifffile
 
     from ..io import images
+    from ..io.geotiff import tiff_placement
 
     with tifffile.TiffFile(path) as tif:
         if not tif.series or not tif.pages:
@@ -215,6 +231,7 @@ def _open_tiff(path):
             meta["pixel_size"] = {k: float(v) for k, v in shaped["pixel_size"].items()}
             if shaped.get("unit"):
                 meta["unit"] = str(shaped["unit"])
+        meta.update(tiff_placement(tif))
         shape, dtype = tuple(int(n) for n in series.shape), np.dtype(series.dtype)
         offset = series.dataoffset
         native = dtype.byteorder in ("=", "|") or dtype.byteorder == {"little": "<", "big": ">"}[sys.byteorder]
@@ -329,16 +346,28 @@ def _downsample_level(group, src_key, dst_key, axes):
 
 
 class TiffOutput:
-    """A BigTIFF (OME-TIFF metadata when the axes allow), allocated whole and written block by block."""
+    """A BigTIFF (OME-TIFF metadata when the axes allow), allocated whole and written block by block.
+    A georeferenced scene becomes a tiled GeoTIFF (``io.geotiff``, ``io.tiff_tiles``)."""
 
     def __init__(self, path: Path, shape, dtype, meta: dict):
         self.path, self.shape, self.dtype, self.meta = path, tuple(shape), np.dtype(dtype), meta
         self.offset = None
+        self.tiles = None
+        from ..io.geotiff import geotiff_layout
+
+        self.geo = meta.get("geotiff") is not None and geotiff_layout(meta["axes"], self.shape) is not None
 
     def create(self):
         import tifffile
 
         axes = self.meta["axes"]
+        if self.geo:
+            from ..io.geotiff import write_geotiff
+
+            with open(self.path, "wb") as f:
+                write_geotiff(f, None, axes, self.meta["geotiff"], photometric=self.meta.get("photometric"),
+                              bigtiff=True, shape=self.shape, dtype=self.dtype, tiled=True)
+            return
         kw = dict(data=None, shape=self.shape, dtype=self.dtype, bigtiff=True, returnoffset=True, photometric="minisblack")
         if axes.endswith("YXC") and self.shape[-1] in (3, 4) and self.dtype in (np.uint8, np.uint16):
             kw.update(photometric="rgb", extrasamples=["unassalpha"] if self.shape[-1] == 4 else None)
@@ -371,6 +400,13 @@ class TiffOutput:
 
     def write(self, index, block):
         """Plain positioned writes, synced: a full disk is an error (a memory map would crash on it)."""
+        if self.geo:
+            from ..io.tiff_tiles import read_layout, write_region
+
+            if self.tiles is None:
+                self.tiles = read_layout(self.path, self.dtype)
+            write_region(self.path, self.tiles, self.meta["axes"], index, block)
+            return
         block = np.ascontiguousarray(block, self.dtype)
         starts = [sl.start or 0 for sl in index]
         # axes after `k` are written whole, so each run along axis k (and everything after it) is contiguous
@@ -452,7 +488,20 @@ def run_block(source: Source, job: BlockJob, block: Block) -> np.ndarray:
     index[job.y_axis] = slice(ya, yb)
     index[job.x_axis] = slice(xa, xb)
     lead = tuple(block.slices[ax].start or 0 for ax in slice_axes(job))
-    return job.run(source.read(tuple(index)), (ya, xa), block.core, lead)
+    if source.nodata is None:
+        return job.run(source.read(tuple(index)), (ya, xa), block.core, lead)
+    from .scene import fill_nodata, nodata_mask, upscaled_mask
+
+    region = source.read(tuple(index), fill=False)
+    mask = nodata_mask(region, source.nodata)
+    if mask is None:
+        return job.run(region, (ya, xa), block.core, lead)
+    out = job.run(fill_nodata(region, mask, job.y_axis, job.x_axis), (ya, xa), block.core, lead)
+    core = [slice(None)] * mask.ndim
+    core[job.y_axis], core[job.x_axis] = slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa)
+    factors = [job.scale if i in (job.y_axis, job.x_axis) else 1 for i in range(mask.ndim)]
+    out[upscaled_mask(mask[tuple(core)], factors)] = np.asarray(source.nodata).astype(out.dtype)
+    return out
 
 
 def out_index(job: BlockJob, block: Block):
@@ -514,13 +563,16 @@ def upscale_file(
     z_method: str = "model",
     quiet: bool = False,
     on_block=None,
+    bands="auto",
 ) -> Path:
     """Upscale the TIFF or Zarr ``src`` into ``dst`` (``.zarr``/``.ome.zarr`` or ``.tif``) block by block.
 
     Resumes a previous interrupted run of the same job. ``scheduler``: a ``dask.distributed`` address (or
     ``$DASK_SCHEDULER_ADDRESS``) to run the blocks on. ``on_block(done, total)`` is called after each block
     is written. ``z_factor``: also upscale Z first (``engine.anisotropic``, ``z_method`` "model" or
-    "linear"); that step streams through dask into a Zarr inside the partial folder. Returns ``dst``.
+    "linear"); that step streams through dask into a Zarr inside the partial folder. ``bands``: how the
+    bands of a scene meet the model (``engine.scene``; applied to GeoTIFFs, or to any input when not "auto").
+    Returns ``dst``.
     """
     from .distributed import ModelHandle, connect, scheduler_address
 
@@ -541,7 +593,15 @@ def upscale_file(
 
         _check(np.zeros((1,) * len(shape), source.dtype), meta["axes"], handle, z_factor, z_method)
         shape = tuple(n * z_factor if a == "Z" else n for a, n in zip(meta["axes"], shape))
-    job = make_job(shape, source.dtype, handle, axes=meta["axes"], tile=tile, overlap=overlap, tta=tta, batch_size=batch_size)
+    channel_mode = "auto"
+    if bands != "auto" or meta.get("geotiff") is not None:
+        from .scene import channel_mode_for
+
+        channel_mode = channel_mode_for(shape, meta["axes"], bands, handle.channels, meta.get("photometric"))
+    job = make_job(
+        shape, source.dtype, handle, axes=meta["axes"], tile=tile, overlap=overlap, tta=tta, batch_size=batch_size,
+        channel_mode=channel_mode,
+    )
     out_meta = _output_meta(meta, job.scale, z_factor or 1)
     out_shape = job.out_shape()
 
@@ -560,6 +620,7 @@ def upscale_file(
         "output": kind,
         "pyramid": int(pyramid),
         "z": [z_factor, z_method] if z_factor else None,
+        "channel_mode": channel_mode,
     }
     state = _load_state(work, fingerprint)
     address = scheduler_address(scheduler)
@@ -677,14 +738,12 @@ def _z_stage(source, work, handle, axes, factor, method, normalization, tile, ba
 
 
 def _output_meta(meta: dict, scale: int, z_factor: int = 1) -> dict:
+    from ..io.placement import upscaled_meta
+
     out = {"axes": meta["axes"], "axes_known": meta.get("axes_known", False)}
-    if meta.get("pixel_size"):
-        out["pixel_size"] = {
-            k: float(v) / scale if k in "YX" else float(v) / z_factor if k == "Z" else float(v)
-            for k, v in meta["pixel_size"].items()
-        }
-        if meta.get("unit"):
-            out["unit"] = meta["unit"]
+    out.update(upscaled_meta(meta, {"Y": scale, "X": scale, "Z": z_factor}))
+    if not meta.get("pixel_size"):
+        out.pop("unit", None)
     return out
 
 

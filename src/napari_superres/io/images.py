@@ -1,4 +1,5 @@
-"""Read and write images and stacks: TIFF (tifffile), PNG and JPEG (Pillow), ``.npy`` and Zarr.
+"""Read and write images and stacks: TIFF and GeoTIFF (tifffile), PNG and JPEG (Pillow), ``.npy``, Zarr, and
+with the ``medical`` extra NIfTI (``.nii``, ``.nii.gz``; read and write) and DICOM series folders (read).
 
 A leaf module (no Keras, no Qt), used by the CLI, the napari reader side and the benchmarks.
 
@@ -6,7 +7,10 @@ A leaf module (no Keras, no Qt), used by the CLI, the napari reader side and the
 
 - ``"axes"``: napari-order axis letters from T, Z, C, Y, X (e.g. ``"ZYX"``, ``"YXC"``), only when the file says
   so (ImageJ, OME or our own TIFF metadata, OME-Zarr, RGB samples); never guessed for a plain stack;
-- ``"pixel_size"``: ``{axis letter: size}`` in ``meta["unit"]`` (e.g. ``{"Z": 2.0, "Y": 0.5, "X": 0.5}``).
+- ``"pixel_size"``: ``{axis letter: size}`` in ``meta["unit"]`` (e.g. ``{"Z": 2.0, "Y": 0.5, "X": 0.5}``);
+- ``"geotiff"`` (:class:`~napari_superres.io.geotiff.GeoTags`) and ``"photometric"`` for GeoTIFFs;
+  ``"affine"`` (voxel to scanner mm) and ``"nifti_header"`` for NIfTI and DICOM (``io.nifti``, ``io.dicom``).
+  ``io.placement.upscaled_meta`` updates all of them for an upscaled output.
 
 ``write_image`` is atomic: it writes to a hidden temporary name in the destination folder, then renames it, so a
 failed or interrupted write never leaves a file under the final name. Every problem a user can fix is an
@@ -28,10 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, OutputError
+from .dicom import is_dicom_folder
+from .geotiff import tiff_placement
+from .nifti import NIFTI_SUFFIXES, is_nifti
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
-IMAGE_SUFFIXES = TIFF_SUFFIXES + PIL_SUFFIXES + (".npy", ".zarr")
+IMAGE_SUFFIXES = TIFF_SUFFIXES + PIL_SUFFIXES + (".npy", ".zarr") + NIFTI_SUFFIXES
 
 KNOWN_AXES = "TZCYX"
 JPEG_MAX_SIDE = 65535  # the format stores sizes in 16 bits
@@ -48,6 +55,8 @@ def read_image(path) -> tuple[np.ndarray, dict]:
     suffix = path.suffix.lower()
     if not path.exists():
         raise InputError(f"input not found: {path}")
+    if is_nifti(path) or is_dicom_folder(path):
+        return _read_medical(path)
     if suffix not in IMAGE_SUFFIXES:
         raise InputError(
             f"unsupported image format {path.suffix or '(no suffix)'!r}: {path} "
@@ -108,6 +117,31 @@ def _read_tiff_open(tif, path):
         meta["pixel_size"] = {k: float(v) for k, v in shaped["pixel_size"].items()}
         if shaped.get("unit"):
             meta["unit"] = str(shaped["unit"])
+    meta.update(tiff_placement(tif))
+    return data, meta
+
+
+def _read_medical(path):
+    from ..errors import SuperResError
+
+    if is_nifti(path):
+        from .nifti import read_nifti as reader
+
+        name = "nifti"
+    else:
+        from .dicom import read_dicom_series as reader
+
+        name = "dicom"
+    try:
+        data, meta = reader(path)
+    except SuperResError:
+        raise
+    except MemoryError:
+        raise InputError(f"not enough memory to read {path}") from None
+    except Exception as exc:
+        raise InputError(f"cannot read {path}: {_one_line(exc)}") from None
+    meta["format"] = name
+    _drop_bad_axes(meta, data.ndim)
     return data, meta
 
 
@@ -290,11 +324,11 @@ def write_image(path, array, *, overwrite=False, meta=None) -> Path:
     check_writable(path, array.shape, array.dtype, overwrite=overwrite)
     meta = dict(meta or {})
     _drop_bad_axes(meta, array.ndim)
-    suffix = path.suffix.lower()
+    suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else path.suffix.lower()
     if suffix == ".zarr":
         _write_zarr_atomic(path, array, meta)
         return path
-    writer = {".npy": _write_npy, ".png": _write_png, ".jpg": _write_jpeg, ".jpeg": _write_jpeg}.get(
+    writer = {".nii": _write_nifti, ".nii.gz": _write_nifti_gz, ".npy": _write_npy, ".png": _write_png, ".jpg": _write_jpeg, ".jpeg": _write_jpeg}.get(
         suffix, _write_tiff
     )
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -317,7 +351,9 @@ def write_image(path, array, *, overwrite=False, meta=None) -> Path:
 def check_format(path, shape, dtype) -> None:
     """OutputError unless the format named by ``path``'s suffix can store an array of this shape and dtype."""
     path, shape, dtype = Path(path), tuple(shape), np.dtype(dtype)
-    suffix = path.suffix.lower()
+    suffix = ".nii.gz" if is_nifti(path) else path.suffix.lower()
+    if suffix in (".dcm", ".dicom"):
+        raise OutputError(f"writing DICOM is not supported: {path} (write .nii, .nii.gz or .tif)")
     if suffix not in IMAGE_SUFFIXES:
         raise OutputError(
             f"unsupported output format {path.suffix or '(no suffix)'!r}: {path} "
@@ -327,6 +363,8 @@ def check_format(path, shape, dtype) -> None:
         raise OutputError(f"refusing to write an empty array of shape {shape} to {path}")
     if dtype.kind not in "uif":
         raise OutputError(f"cannot write {dtype} data to {path}")
+    if suffix in NIFTI_SUFFIXES and not 2 <= len(shape) <= 4:
+        raise OutputError(f"NIfTI holds 2D, 3D or 3D+t data, not {'x'.join(map(str, shape))}: {path} (use .tif)")
     if suffix in PIL_SUFFIXES:
         jpeg = suffix != ".png"
         channels_ok = (3,) if jpeg else (3, 4)
@@ -342,6 +380,18 @@ def check_format(path, shape, dtype) -> None:
             raise OutputError(
                 f"JPEG images are at most {JPEG_MAX_SIDE} pixels a side, not {shape[0]}x{shape[1]}: {path} (use .tif)"
             )
+
+
+def _write_nifti(f, array, meta):
+    from .nifti import nifti_bytes
+
+    f.write(nifti_bytes(array, meta, compressed=False))
+
+
+def _write_nifti_gz(f, array, meta):
+    from .nifti import nifti_bytes
+
+    f.write(nifti_bytes(array, meta, compressed=True))
 
 
 def _write_npy(f, array, meta):
@@ -368,6 +418,12 @@ def _write_tiff(f, array, meta):
     sizes = {k: float(v) for k, v in (meta.get("pixel_size") or {}).items() if k in "ZYX"}
     unit = meta.get("unit")
     common = dict(bigtiff=array.nbytes > BIGTIFF_BYTES)
+    if meta.get("geotiff") is not None:
+        from .geotiff import geotiff_layout, write_geotiff
+
+        if geotiff_layout(axes, array.shape):
+            write_geotiff(f, array, axes, meta["geotiff"], photometric=meta.get("photometric"), **common)
+            return
     if axes:
         ome_axes, photometric = axes, "minisblack"
         if axes.endswith("YXC") and array.shape[-1] in (3, 4) and array.dtype in (np.uint8, np.uint16):
@@ -470,7 +526,7 @@ def list_images(folder) -> list[Path]:
     return sorted(
         p
         for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES
+        if (p.suffix.lower() in IMAGE_SUFFIXES or is_nifti(p))
         and not p.name.startswith(".")
         and (p.is_dir() if p.suffix.lower() == ".zarr" else p.is_file())
     )
