@@ -209,6 +209,7 @@ def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0
         "overlap": overlap,
         "scale": scale,
         "channels": 3,
+        "domain": "photo",
         "normalization": {"mode": "range"},
         "training": {
             "data": f"{len(train_imgs)} real 2K photographs (../shared/data/make_corpus.py), bicubic x{scale} degradation",
