@@ -138,6 +138,9 @@ class TrainConfig:
             bad.append(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.gan_loss not in GAN_LOSSES:
             bad.append(f"gan-loss must be one of {', '.join(GAN_LOSSES)}, not {self.gan_loss!r}")
+        if self.degradation == "microscope" and self.normalization == "range":
+            bad.append("the microscope degradation trains on percentile-normalised values: "
+                       "use normalization percentile (or auto)")
         if self.normalization not in NORMALIZATIONS:
             bad.append(f"normalization must be one of {', '.join(NORMALIZATIONS)}, not {self.normalization!r}")
         if self.channels not in ("auto", 1, 3):

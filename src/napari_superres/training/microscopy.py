@@ -38,6 +38,7 @@ from . import fluorescence as fl
 
 NUCLEAR_SPLIT = 672  # columns of nuclear.png: training to the left, validation to the right
 CONTEXT = 2  # the simulated field is this many patches wide: the percentiles see more than the patch
+CLEAN_PHOTONS = 1e5  # "clean" pairs: binning and quantisation with almost no shot noise (bright samples)
 
 
 def _package_file(package: str, *parts: str) -> Path | None:
@@ -132,14 +133,17 @@ def camera_pair(hr: np.ndarray, scale: int, rng, *, photons=fl.PHOTONS, read_noi
 
 
 def microscopy_pairs(n: int, lr_patch: int, scale: int, rng: np.random.Generator, *, fields=None,
-                     real=(), real_fraction: float = 0.3, photons=fl.PHOTONS, read_noise=fl.READ_NOISE,
+                     real=(), real_fraction: float = 0.3, clean_fraction: float = 0.25, photons=fl.PHOTONS,
+                     read_noise=fl.READ_NOISE,
                      percentiles=DEFAULT_PERCENTILES, context: int = CONTEXT) -> tuple:
     """A batch of normalised pairs: LR float32 ``(n, lr_patch, lr_patch, 1)``, HR ``(n, lr_patch*scale, ...)``.
 
     Each pair comes from a real image of ``real`` (``[(name, relative intensity)]``, chance
     ``real_fraction``), else from ``fields`` (a pool of simulated HR fields, :func:`simulated_fields`), else
-    from a field simulated now. A field of ``context`` patches per side goes through the camera; the pair is a
-    random patch of it (grid aligned), after a random flip or quarter turn.
+    from a field simulated now. A field of ``context`` patches per side goes through the camera (at
+    ``CLEAN_PHOTONS`` for a share ``clean_fraction`` of the pairs: a model must also sharpen bright, clean
+    data without smoothing its texture away); the pair is a random patch of it (grid aligned), after a
+    random flip or quarter turn.
     """
     side = lr_patch * scale * context
     lrs, hrs = [], []
@@ -150,7 +154,8 @@ def microscopy_pairs(n: int, lr_patch: int, scale: int, rng: np.random.Generator
             field = _crop(fields[int(rng.integers(len(fields)))], side, rng)
         else:
             field = fl.simulate_hr((side, side), rng)
-        lr, hr = camera_pair(field, scale, rng, photons=photons, read_noise=read_noise, percentiles=percentiles)
+        level = CLEAN_PHOTONS if rng.random() < clean_fraction else photons
+        lr, hr = camera_pair(field, scale, rng, photons=level, read_noise=read_noise, percentiles=percentiles)
         y0, x0 = (int(v) for v in rng.integers(0, lr.shape[0] - lr_patch + 1, size=2))
         lrs.append(lr[y0 : y0 + lr_patch, x0 : x0 + lr_patch])
         hrs.append(hr[y0 * scale : (y0 + lr_patch) * scale, x0 * scale : (x0 + lr_patch) * scale])

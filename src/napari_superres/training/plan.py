@@ -80,9 +80,6 @@ def prepare(config: TrainConfig) -> Plan:
     else:
         train_items, val_items = split(data, cfg.val_fraction, cfg.seed)
         val_paired = data.paired
-    if cfg.degradation == "microscope" and cfg.normalization == "range":
-        raise InputError("the microscope degradation trains on percentile-normalised values: "
-                         "use --normalization percentile (or auto)")
     # microscope: percentile 2 / 99.8 whatever the dtype, the map the model learns through (degrade.renormalise)
     normalization = choose_normalization(data, "percentile" if cfg.degradation == "microscope" else cfg.normalization)
     deg = Degradation.from_config(cfg)
