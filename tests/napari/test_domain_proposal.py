@@ -36,8 +36,7 @@ def test_without_a_microscopy_model_the_photo_default_is_proposed_with_the_reaso
     viewer, widget = upscale_widget
     widget._image.value = viewer.add_image(np.zeros((40, 48), np.uint16), name="fluo")
     assert _stem(widget) == DEFAULT_MODEL
-    assert "no microscopy model is installed" in widget._proposal.value
-    assert widget._proposal.value.startswith(f"Proposed {DEFAULT_MODEL} (photo model)")
+    assert widget._proposal.value.startswith(f"Photo model proposed ({DEFAULT_MODEL}), as no microscopy model is installed")
 
     widget._image.value = viewer.add_image(np.zeros((40, 48, 3), np.uint8), name="photo")
     assert _stem(widget) == DEFAULT_MODEL and "the layer is RGB" in widget._proposal.value
@@ -51,12 +50,13 @@ def test_a_microscopy_model_is_proposed_for_fluorescence_and_used(qtbot, upscale
     fluo = viewer.add_image(stack, name="fluo")
     widget._image.value = fluo
     assert _stem(widget) == "tiny-fluo-x2"
-    assert widget._proposal.value.startswith("Proposed tiny-fluo-x2 (microscopy model)")
+    assert widget._proposal.value.startswith("Microscopy model proposed: the layer is not RGB")
     assert "uint16" in widget._proposal.value
 
     photo = viewer.add_image(np.zeros((40, 48, 3), np.uint8), name="photo")
     widget._image.value = photo
     assert _stem(widget) == DEFAULT_MODEL  # RGB: the photo model
+    assert widget._proposal.value == "Photo model proposed: the layer is RGB."
 
     widget._image.value = fluo  # back to the stack: microscopy again, and the run uses it
     assert _stem(widget) == "tiny-fluo-x2"
@@ -79,3 +79,5 @@ def test_the_user_can_change_the_proposed_model(upscale_widget, microscopy_model
     widget._model.value = photo_default
     assert _stem(widget) == DEFAULT_MODEL
     assert widget.settings().model == photo_default
+    widget._image.value = viewer.add_image(np.zeros((40, 48), np.uint16), name="fluo 2")
+    assert _stem(widget) == "tiny-fluo-x2"  # a photo model on a new fluorescence layer: microscopy proposed

@@ -107,20 +107,20 @@ def _named(choices: list[Choice], name: str | None) -> Choice | None:
 
 def propose(choices: list[Choice], layer) -> tuple[Choice | None, str]:
     """The model to propose for ``layer`` and a one-line reason: a photo model for RGB layers, a microscopy
-    model for single-channel and multichannel non-RGB layers (fluorescence), or the photo default with a
-    reason saying that no microscopy model is installed."""
+    model (the catalog's default, else one at x2, else any) for single-channel and multichannel non-RGB
+    layers (fluorescence), or the photo default with a reason saying that no microscopy model is installed."""
     from napari_superres.models import catalog
 
     photo = default_choice([c for c in choices if catalog.model_domain(c.description) == "photo"])
     if layer is None or getattr(layer, "rgb", False):
-        return photo, f"Proposed {_stem(photo)} (photo model): the layer is RGB." if layer is not None else ""
+        return photo, "Photo model proposed: the layer is RGB." if layer is not None else ""
     micro = [c for c in choices if catalog.model_domain(c.description) == "microscopy"]
     pick = _named(micro, catalog.DEFAULT_MICROSCOPY_MODEL) or next(
         (c for c in micro if c.description.get("scale") == 2), micro[0] if micro else None)
     what = f"the layer is not RGB ({layer.dtype}, channels of one kind, as fluorescence)"
     if pick is None:
-        return photo, f"Proposed {_stem(photo)} (photo model): no microscopy model is installed; {what}."
-    return pick, f"Proposed {_stem(pick)} (microscopy model): {what}."
+        return photo, f"Photo model proposed ({_stem(photo)}), as no microscopy model is installed: {what}."
+    return pick, f"Microscopy model proposed: {what}."
 
 
 def _stem(choice: Choice | None) -> str:

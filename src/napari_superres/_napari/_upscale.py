@@ -294,10 +294,15 @@ class UpscaleWidget(Container):
                 self._model.value = default.value
 
     def _propose(self, *_) -> None:
-        """Select the model that suits the chosen layer (photo for RGB, microscopy otherwise) and say why;
-        the user may pick another one afterwards."""
+        """Select a model of the domain that suits the chosen layer (photo for RGB, microscopy otherwise) and
+        say why; the user may pick another one afterwards."""
+        from napari_superres.models.catalog import model_domain
+
         choice, reason = _models.propose(_models.model_choices(), self._image.value)
-        if choice is not None and self._image.value is not None:
+        current = self._current_choice()
+        if choice is not None and self._image.value is not None and (
+            current is None or model_domain(current.description) != model_domain(choice.description)
+        ):  # a model the user picked stays while it suits the layer's domain
             self._model.value = choice.value
         self._proposal.value = reason
 
