@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from napari_superres.benchmark import HELD_OUT  # noqa: E402  (no Keras import)
-from napari_superres.models.catalog import DEFAULT_MODEL, list_models  # noqa: E402
+from napari_superres.models.catalog import DEFAULT_MODEL, list_models, model_domain  # noqa: E402
 from napari_superres.models.registry import ARCHITECTURES  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "cpu.json"
@@ -86,6 +86,7 @@ def card(info, results: dict, extras=()) -> str:
         "",
         "| | |",
         "|---|---|",
+        f"| Domain | {model_domain(desc)} ({'fluorescence microscopy, one channel' if model_domain(desc) == 'microscopy' else 'photographs'}; `napari-superres models --json` states it) |",
         f"| Architecture | `{desc.get('architecture')}` {json.dumps(desc.get('options') or {})}: "
         f"{architecture_text(desc)} |",
         f"| Parameters | {desc['parameters']:,} (float32; the file is {size_mb:.2f} MB) |",
@@ -187,16 +188,16 @@ def table(infos, results: dict, extras=()) -> str:
         f"({results['matmul']['float32_gmac_per_cpu_s']:.1f} GMAC per CPU-second at the start of the run). Figures: "
         "`napari-superres bench`; each model's card has the details.",
         "",
-        "| model | architecture | scale | parameters | PSNR-Y | SSIM-Y | bicubic | Lanczos | vs Lanczos | MP/s | "
+        "| model | domain | architecture | scale | parameters | PSNR-Y | SSIM-Y | bicubic | Lanczos | vs Lanczos | MP/s | "
         "efficiency |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for info in infos:
         d, v = info.description, info.description["validation"]
         s = _find(results.get("speed"), info.name)
         default = " (default)" if info.name == DEFAULT_MODEL else ""
         lines.append(
-            f"| [{info.name}](../src/napari_superres/models/weights/{info.name}.md){default} | {d['architecture']} | "
+            f"| [{info.name}](../src/napari_superres/models/weights/{info.name}.md){default} | {model_domain(d)} | {d['architecture']} | "
             f"x{d['scale']} | {d['parameters']:,} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['bicubic_psnr']:.2f} | "
             f"{v['lanczos_psnr']:.2f} | {v['psnr'] - v['lanczos_psnr']:+.2f} | "
             + (f"{s['mp_per_s']:.2f} | {s['efficiency']:.2f} |" if s else "- | - |")

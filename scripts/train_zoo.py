@@ -176,6 +176,7 @@ def finish_model(name, arch, scale, options, weights, training, val, channels=3,
         "overlap": overlap,
         "scale": scale,
         "channels": channels,
+        "domain": "photo",
         "normalization": {"mode": "range"},
         "training": training,
         "validation": {

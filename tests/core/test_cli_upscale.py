@@ -503,7 +503,7 @@ def test_models_json_lists_a_user_model_without_importing_keras(tmp_path, user_h
     assert proc.stderr.endswith("NO-KERAS")
     rows = json.loads(proc.stdout)
     mine = next(r for r in rows if r["name"] == "my-espcn")
-    assert mine["source"] == "user" and mine["architecture"] == "espcn"
+    assert mine["source"] == "user" and mine["architecture"] == "espcn" and mine["domain"] == "photo"
     assert mine["scale"] == 2 and mine["channels"] == 1 and mine["parameters"] > 0
     assert mine["headline"].startswith("PSNR 31.25 dB vs bicubic 29.50 dB (+1.75)")
 
@@ -518,9 +518,10 @@ def test_models_table_and_the_empty_case(capsys, tmp_path, user_home, monkeypatc
     rc, out, _ = run_cli(capsys, "models")
     assert rc == 0
     header, *lines = out.splitlines()
-    assert header.split()[:3] == ["NAME", "ARCHITECTURE", "SCALE"]
+    assert header.split()[:4] == ["NAME", "ARCHITECTURE", "DOMAIN", "SCALE"]
     row = next(line for line in lines if line.startswith("my-espcn"))
     assert "espcn" in row and "x2" in row and "user" in row and "+1.75" in row
+    assert row.split()[2] == "photo"  # a model without a stated domain learned photographs
 
     empty = tmp_path / "nothing"
     empty.mkdir()

@@ -101,6 +101,32 @@ def default_choice(choices: list[Choice]) -> Choice | None:
     return choices[0] if choices else None
 
 
+def _named(choices: list[Choice], name: str | None) -> Choice | None:
+    return next((c for c in choices if c.source == "shipped" and Path(c.value).stem == name), None)
+
+
+def propose(choices: list[Choice], layer) -> tuple[Choice | None, str]:
+    """The model to propose for ``layer`` and a one-line reason: a photo model for RGB layers, a microscopy
+    model (the catalog's default, else one at x2, else any) for single-channel and multichannel non-RGB
+    layers (fluorescence), or the photo default with a reason saying that no microscopy model is installed."""
+    from napari_superres.models import catalog
+
+    photo = default_choice([c for c in choices if catalog.model_domain(c.description) == "photo"])
+    if layer is None or getattr(layer, "rgb", False):
+        return photo, "Photo model proposed: the layer is RGB." if layer is not None else ""
+    micro = [c for c in choices if catalog.model_domain(c.description) == "microscopy"]
+    pick = _named(micro, catalog.DEFAULT_MICROSCOPY_MODEL) or next(
+        (c for c in micro if c.description.get("scale") == 2), micro[0] if micro else None)
+    what = f"the layer is not RGB ({layer.dtype}, channels of one kind, as fluorescence)"
+    if pick is None:
+        return photo, f"Photo model proposed ({_stem(photo)}), as no microscopy model is installed: {what}."
+    return pick, f"Microscopy model proposed: {what}."
+
+
+def _stem(choice: Choice | None) -> str:
+    return Path(choice.value).stem if choice else "no model"
+
+
 def remember_browsed(path: str | os.PathLike, description: dict | None) -> str:
     """Add a browsed .keras file to the lists of every widget and return its key (resolved path)."""
     value = str(Path(path).resolve())

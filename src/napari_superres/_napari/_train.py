@@ -60,7 +60,7 @@ class TrainWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         from napari_superres.models.registry import ARCHITECTURES
-        from napari_superres.training.config import DEGRADATIONS
+        from napari_superres.training.config import DEGRADATION_LABELS, DEGRADATIONS
 
         from ._menu import ensure_context_menu_item
         from ._plot import TrainingPlot
@@ -88,7 +88,7 @@ class TrainWidget(Container):
         self._scale = ComboBox(label="Scale", choices=[("x2", 2), ("x3", 3), ("x4", 4)], value=2)
         self._degradation = ComboBox(
             label="LR made by",
-            choices=list(DEGRADATIONS),
+            choices=[(DEGRADATION_LABELS.get(d, d), d) for d in DEGRADATIONS],
             value="bicubic",
             tooltip="How low-resolution inputs are made from HR-only folders",
         )

@@ -49,8 +49,8 @@ def upscale_steps(
         raise InputError("no image layer selected: open or select an image to upscale")
     client = client or get_client()
     cancel = cancel or (lambda: False)
-    model = settings.model or _default_model_name()
     for i, layer in enumerate(layers):
+        model = settings.model or _default_model_name(layer)
         text = f"Upscaling {layer.name}" + (f" ({i + 1}/{len(layers)})" if len(layers) > 1 else "")
         yield Progress(0, 0, text)
 
@@ -74,8 +74,9 @@ def upscale_steps(
         yield result
 
 
-def _default_model_name() -> str:
-    choice = _models.default_choice(_models.model_choices())
+def _default_model_name(layer=None) -> str:
+    """The model proposed for the layer (microscopy for non-RGB, photo for RGB; see ``_models.propose``)."""
+    choice = _models.propose(_models.model_choices(), layer)[0]
     if choice is None:
         raise InputError("no model available: train one in the Train widget or pick a .keras file with Browse...")
     return choice.value
@@ -217,6 +218,7 @@ class UpscaleWidget(Container):
         self._model = ComboBox(label="Model", choices=self._model_choices, nullable=False)
         self._browse = PushButton(text="Browse...", tooltip="Use a .keras model file from disk")
         self._model_info = Label(label="", value="")
+        self._proposal = Label(label="", value="")  # which model suits the layer, and why
         self._fit = Label(label="", value="")
         self._tile = SpinBox(
             label="Tile (0: auto)",
@@ -237,7 +239,7 @@ class UpscaleWidget(Container):
         self._cancel = PushButton(text="Cancel", enabled=False)
         self._bar = ProgressBar(label="", value=0, max=1, visible=False)
         self._status = Label(label="", value="")
-        for label in (self._model_info, self._fit, self._status):
+        for label in (self._model_info, self._proposal, self._fit, self._status):
             label.native.setWordWrap(True)
 
         self.extend(
@@ -245,6 +247,7 @@ class UpscaleWidget(Container):
                 self._image,
                 self._model,
                 self._browse,
+                self._proposal,
                 self._model_info,
                 self._fit,
                 self._tile,
@@ -259,6 +262,7 @@ class UpscaleWidget(Container):
         self._select_model(LAST_SETTINGS.model)
 
         self._model.changed.connect(self._update_info)
+        self._image.changed.connect(self._propose)
         self._image.changed.connect(self._update_info)
         self._browse.clicked.connect(self._pick_file)
         self._run.clicked.connect(self.run)
@@ -268,6 +272,7 @@ class UpscaleWidget(Container):
         self.state.events.done.connect(self._on_progress)
         _models.LIBRARY.changed.connect(self._on_library_changed)
         self.native.destroyed.connect(self._on_destroyed)
+        self._propose()
         self._update_info()
         self._query_devices()
 
@@ -287,6 +292,19 @@ class UpscaleWidget(Container):
             default = _models.default_choice(choices)
             if default is not None:
                 self._model.value = default.value
+
+    def _propose(self, *_) -> None:
+        """Select a model of the domain that suits the chosen layer (photo for RGB, microscopy otherwise) and
+        say why; the user may pick another one afterwards."""
+        from napari_superres.models.catalog import model_domain
+
+        choice, reason = _models.propose(_models.model_choices(), self._image.value)
+        current = self._current_choice()
+        if choice is not None and self._image.value is not None and (
+            current is None or model_domain(current.description) != model_domain(choice.description)
+        ):  # a model the user picked stays while it suits the layer's domain
+            self._model.value = choice.value
+        self._proposal.value = reason
 
     def _on_library_changed(self, select: str = "") -> None:
         current = self._model.value

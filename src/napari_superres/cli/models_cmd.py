@@ -12,7 +12,8 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "models",
         help="list the installed models",
-        description="List the shipped and user models: name, architecture, scale, channels, parameters, source "
+        description="List the shipped and user models: name, architecture, domain (photo or microscopy), scale, "
+        "channels, parameters, source "
         "and validation PSNR against bicubic.",
     )
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
@@ -34,7 +35,7 @@ def headline(desc):
 
 
 def model_rows():
-    from ..models.catalog import list_models
+    from ..models.catalog import list_models, model_domain
 
     rows = []
     for info in list_models():
@@ -43,6 +44,7 @@ def model_rows():
             {
                 "name": info.name,
                 "architecture": desc.get("architecture"),
+                "domain": model_domain(desc),
                 "scale": desc.get("scale"),
                 "channels": desc.get("channels"),
                 "parameters": desc.get("parameters"),
@@ -69,11 +71,12 @@ def run(args):
             f"{user_models_dir()}). Train one with `napari-superres train` or pass a .keras file to `-m`."
         )
         return 0
-    header = ("NAME", "ARCHITECTURE", "SCALE", "CH", "PARAMS", "SOURCE", "VALIDATION")
+    header = ("NAME", "ARCHITECTURE", "DOMAIN", "SCALE", "CH", "PARAMS", "SOURCE", "VALIDATION")
     table = [header] + [
         (
             r["name"],
             str(r["architecture"] or "?"),
+            r["domain"],
             f"x{r['scale']}" if r["scale"] else "?",
             str(r["channels"] or "?"),
             _count(r["parameters"]),

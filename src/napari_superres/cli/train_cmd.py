@@ -63,7 +63,9 @@ def add_parser(subparsers):
     mode.add_argument("--paired", dest="hr_only", action="store_const", const=False,
                       help="require lr/ and hr/ subfolders")
     d.add_argument("--degradation", choices=DEGRADATIONS, default="bicubic",
-                   help="HR-only: bicubic (antialiased, the benchmark) or area (pixel binning)")
+                   help="HR-only: bicubic (antialiased, the benchmark), area (pixel binning) or microscope "
+                   "(a fluorescence camera: binning, shot and read noise over a range of photon levels, offset, "
+                   "integer counts; percentile normalisation)")
     d.add_argument("--blur", type=_number(float, 0, "--blur"), default=0.0, help="HR-only: Gaussian PSF sigma, HR px")
     d.add_argument("--noise", type=_number(float, 0, "--noise"), default=0.0,
                    help="HR-only: largest Gaussian noise sigma (0..1 range)")

@@ -1,7 +1,7 @@
 """Where models live and how a name becomes a file. No Keras here: the napari process lists models too.
 
 Shipped models are ``models/weights/<name>.keras`` inside the package, each with an optional model card
-``<name>.md``. User models are ``<name>.keras`` files in :func:`user_models_dir`.
+``<name>.md``. Each model states its domain ("photo" or "microscopy", :func:`model_domain`). User models are ``<name>.keras`` files in :func:`user_models_dir`.
 """
 
 import os
@@ -13,6 +13,9 @@ from .description import read_description
 
 SHIPPED_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "edsr-x2"
+# Proposed for single-channel and multichannel non-RGB layers (fluorescence) when installed.
+DEFAULT_MICROSCOPY_MODEL = "fluo-edsr-x2"
+DOMAINS = ("photo", "microscopy")
 # Shipped models the package is meant to carry, so that a missing file reads as "not installed", not "unknown".
 EXPECTED_SHIPPED = (DEFAULT_MODEL,)
 SUFFIX = ".keras"
@@ -25,6 +28,13 @@ class ModelInfo:
     source: str  # "shipped" | "user"
     description: dict
     card: Path | None = None  # the model card (markdown), if any
+
+
+def model_domain(description: dict | None) -> str:
+    """"photo" or "microscopy": what the model was trained for (its description's ``domain``; models
+    without one, made before the field existed, learned photographs)."""
+    domain = (description or {}).get("domain")
+    return domain if domain in DOMAINS else "photo"
 
 
 def user_models_dir() -> Path:

@@ -3,7 +3,7 @@
 Read with ``zipfile`` alone: the napari process lists models without importing Keras. Keras ignores the extra
 member when it loads the file.
 
-Keys: name, architecture, scale (int), channels (1 or 3), normalization ({"mode": "range"} or
+Keys: name, architecture, domain ("photo" or "microscopy"), scale (int), channels (1 or 3), normalization ({"mode": "range"} or
 {"mode": "percentile", "low": 2.0, "high": 99.8}), multiple (int), overlap (int, LR pixels), parameters (int),
 training (dict), validation (dict: psnr, ssim, bicubic_psnr, ...).
 """

@@ -13,7 +13,9 @@ from typing import Optional, Union
 
 from ..errors import InputError
 
-DEGRADATIONS = ("bicubic", "area")
+DEGRADATIONS = ("bicubic", "area", "microscope")
+# What the Train widget shows for each degradation.
+DEGRADATION_LABELS = {"bicubic": "bicubic", "area": "area (pixel binning)", "microscope": "microscope (binning + noise)"}
 LOSSES = ("l1", "mse", "charbonnier")
 GAN_LOSSES = ("relativistic", "vanilla")
 NORMALIZATIONS = ("auto", "range", "percentile")
@@ -33,7 +35,9 @@ class TrainConfig:
     it, ``val_fraction`` of the files are held out (by file, never by patch).
 
     Degradation (HR-only): ``degradation`` ``"bicubic"`` (antialiased, the benchmark convention) or ``"area"``
-    (pixel binning, as a camera with larger pixels); ``blur`` a Gaussian PSF sigma in HR pixels applied first;
+    (pixel binning, as a camera with larger pixels) or ``"microscope"`` (a fluorescence camera: binning, shot
+    noise over a range of photon levels, read noise, offset, integer counts; the model sees LR and HR through
+    the LR's percentile map, as the engine at inference); ``blur`` a Gaussian PSF sigma in HR pixels applied first;
     ``noise`` the largest Gaussian noise sigma (each patch draws one in [0, noise], in units of the normalised
     range 0..1); ``poisson`` photons at the top of the range (0: no shot noise; smaller is noisier);
     ``jpeg`` the lowest JPEG quality (each patch draws one in [jpeg, 95]; 0: none).
@@ -134,6 +138,9 @@ class TrainConfig:
             bad.append(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.gan_loss not in GAN_LOSSES:
             bad.append(f"gan-loss must be one of {', '.join(GAN_LOSSES)}, not {self.gan_loss!r}")
+        if self.degradation == "microscope" and self.normalization == "range":
+            bad.append("the microscope degradation trains on percentile-normalised values: "
+                       "use normalization percentile (or auto)")
         if self.normalization not in NORMALIZATIONS:
             bad.append(f"normalization must be one of {', '.join(NORMALIZATIONS)}, not {self.normalization!r}")
         if self.channels not in ("auto", 1, 3):

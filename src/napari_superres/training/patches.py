@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .degrade import Degradation, degrade, margin
+from .degrade import Degradation, degrade, margin, renormalise
 from .folders import ImageFile, luminance, normalizer_of, read_slices
 
 CACHE_BYTES = 1 << 30
@@ -90,6 +90,8 @@ class PatchSampler:
         c = m // self.scale
         lr = lr[c : c + self.lr_patch, c : c + self.lr_patch]
         hr = x[k, y0 : y0 + p, x0 : x0 + p]
+        if self.degradation.kind == "microscope":  # the engine's view of a microscopy input
+            lr, hr = renormalise(lr, hr)
         return lr, hr
 
     def _paired(self, it, rng):

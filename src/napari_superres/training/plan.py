@@ -80,7 +80,8 @@ def prepare(config: TrainConfig) -> Plan:
     else:
         train_items, val_items = split(data, cfg.val_fraction, cfg.seed)
         val_paired = data.paired
-    normalization = choose_normalization(data, cfg.normalization)
+    # microscope: percentile 2 / 99.8 whatever the dtype, the map the model learns through (degrade.renormalise)
+    normalization = choose_normalization(data, "percentile" if cfg.degradation == "microscope" else cfg.normalization)
     deg = Degradation.from_config(cfg)
     samples = make_samples(
         val_items, scale=cfg.scale, channels=channels, paired=val_paired, degradation=deg,

@@ -243,10 +243,14 @@ def train(config: TrainConfig, progress: Optional[Callable[[int, int], None]] = 
 
     n_train = sum(len(it.slices) for it in train_items)
 
+    microscopy = (not data.paired and deg.kind == "microscope") or (
+        channels == 1 and normalization.get("mode") == "percentile")
+
     def describe(st, status):
         return {
             "name": cfg.out.stem,
             "architecture": cfg.arch,
+            "domain": "microscopy" if microscopy else "photo",
             "scale": cfg.scale,
             "channels": channels,
             "normalization": normalization,

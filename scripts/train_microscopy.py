@@ -1,0 +1,171 @@
+"""Train the microscopy models (single channel, fluorescence) on simulated and real fluorescence.
+
+    .venv/bin/pip install mahotas                       # ships the real nuclei image (train: left, validate: right)
+    .venv/bin/python scripts/train_microscopy.py [--only fluo-espcn-x2] [--time-scale 1.0] [--stellarium DIR]
+
+Every model: 1 channel, percentile normalisation (2 / 99.8) of the LR with the same map on the HR target (what
+the engine does at inference, so its exact inverse returns counts in the input's dtype), LR made as a camera
+makes it (:mod:`napari_superres.training.fluorescence`: PSF, area binning, Poisson shot noise over a range of
+photon levels, read noise, offset, uint16 counts), batches from
+:func:`napari_superres.training.microscopy.microscopy_pairs`: 70 % simulated structures (filaments, puncta,
+nuclei, membranes), 30 % crops of real images (the left half of mahotas' nuclear.png; with ``--stellarium``
+also Debian stellarium-data's nebula photographs, extracted with ``apt-get download stellarium-data`` and
+``dpkg -x``). L1 loss, Adam with a cosine decay, random flips and quarter turns. x4 quality starts from the x2
+model's body. Budgets are wall-clock minutes on the machine that runs the script; the steps taken go into the
+description. Validation (:func:`napari_superres.training.validation.evaluate_microscopy`): the held-out right
+half of nuclear.png, LR by 2x2 / 4x4 binning alone and with camera noise; also background-only crops.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = REPO / "src" / "napari_superres" / "models" / "weights"
+RUNS = REPO / "runs" / "microscopy"
+
+# name, architecture, scale, builder options, minutes, warm start from (fast: espcn; quality: a small EDSR)
+EDSR_CPU = {"n_blocks": 8, "n_feats": 64}
+ZOO = [
+    ("fluo-espcn-x2", "espcn", 2, {}, 6, None),
+    ("fluo-edsr-x2", "edsr", 2, EDSR_CPU, 40, None),
+    ("fluo-espcn-x4", "espcn", 4, {}, 8, None),
+    ("fluo-edsr-x4", "edsr", 4, EDSR_CPU, 15, "fluo-edsr-x2"),
+]
+LR_PATCH, BATCH, POOL = 48, 16, 150  # POOL simulated fields, cropped at random
+
+
+def build(arch, scale, options):
+    from napari_superres.models.registry import build_model
+
+    return build_model(arch, scale, 1, **options)
+
+
+def data_source(scale, stellarium, seed):
+    """The pool of simulated fields and the real training images."""
+    from napari_superres.training.microscopy import CONTEXT, simulated_fields, training_images
+
+    t0 = time.perf_counter()
+    fields = simulated_fields(POOL, 3 * LR_PATCH * scale * CONTEXT // 2, seed)
+    real = training_images(stellarium)
+    print(f"data: {len(fields)} simulated fields in {time.perf_counter() - t0:.0f} s; real: "
+          f"{', '.join(n for n, _ in real[:3])}{' ...' if len(real) > 3 else ''} ({len(real)})", flush=True)
+    return fields, real
+
+
+def describe(name, arch, scale, options, state, real, lr):
+    from napari_superres.models.registry import geometry
+    from napari_superres.training.fluorescence import OFFSET, PHOTONS, READ_NOISE
+
+    multiple, overlap = geometry(arch, **options)
+    return {
+        "name": name, "architecture": arch, "options": options, "multiple": multiple, "overlap": overlap,
+        "scale": scale, "channels": 1, "domain": "microscopy",
+        "normalization": {"mode": "percentile", "low": 2.0, "high": 99.8},
+        "training": {
+            "data": "simulated fluorescence (filaments, puncta, nuclei, membranes; Gaussian/Airy PSF) and real "
+                    f"images ({', '.join(n for n, _ in real[:4])}{', ...' if len(real) > 4 else ''}: {len(real)})",
+            "degradation": f"camera: area binning, Poisson shot noise ({PHOTONS[0]:g}-{PHOTONS[1]:g} photons), read "
+                           f"noise (sigma {READ_NOISE[0]:g}-{READ_NOISE[1]:g}), offset {OFFSET}, uint16 counts",
+            "steps": state["steps"], "batch": BATCH, "lr_patch": LR_PATCH, "loss": "L1", "learning_rate": lr,
+            "minutes": round(state["seconds"] / 60, 1), "warm_start": state.get("init"),
+            "script": "scripts/train_microscopy.py",
+        },
+    }
+
+
+def validation_entry(scale, scores):
+    head = scores["binning"]["mean"]
+    return {
+        "images": "held-out real fluorescence: right half of mahotas' nuclear.png (2 crops)",
+        "metric": scores["binning"]["metric"], "lr": f"{scale}x{scale} binning of the real image",
+        "psnr": head["psnr"], "ssim": head["ssim"], "bicubic_psnr": head["bicubic_psnr"],
+        "bicubic_ssim": head["bicubic_ssim"], "background_psnr": head.get("background_psnr"),
+        "background_bicubic_psnr": head.get("background_bicubic_psnr"),
+        "per_setting": {k: v["mean"] for k, v in scores.items()},
+    }
+
+
+def train_one(name, arch, scale, options, minutes, init, stellarium, out_dir, seed=0):
+    import keras
+
+    from napari_superres.models.description import read_description, write_description
+    from napari_superres.models.loading import load_model, save_model
+    from napari_superres.training.config import DEFAULT_LEARNING_RATE, FALLBACK_LEARNING_RATE
+    from napari_superres.training.microscopy import microscopy_pairs
+    from napari_superres.training.validation import evaluate_microscopy
+
+    RUNS.mkdir(parents=True, exist_ok=True)
+    ckpt, state_file = RUNS / f"{name}.weights.h5", RUNS / f"{name}.json"
+    model = build(arch, scale, options)
+    state = {"steps": 0, "seconds": 0.0, "init": init}
+    if ckpt.exists() and state_file.exists():
+        model.load_weights(ckpt)
+        state = json.loads(state_file.read_text())
+        print(f"{name}: resuming at step {state['steps']}", flush=True)
+    elif init:
+        from train_zoo import warm_start
+
+        copied = warm_start(model, load_model(out_dir / f"{init}.keras").keras_model)
+        print(f"{name}: {copied} layers warm-started from {init}", flush=True)
+    fields, real = data_source(scale, stellarium, seed)
+    rng = np.random.default_rng([seed, state["steps"]])
+    lr = DEFAULT_LEARNING_RATE.get(arch, FALLBACK_LEARNING_RATE)
+    budget = minutes * 60.0
+    opt = keras.optimizers.Adam(lr)
+    model.compile(optimizer=opt, loss="mae", jit_compile=False)
+    losses, last_save = [], time.perf_counter()
+    while state["seconds"] < budget:
+        opt.learning_rate.assign(lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * state["seconds"] / budget))))
+        t0 = time.perf_counter()
+        losses.append(float(model.train_on_batch(*microscopy_pairs(BATCH, LR_PATCH, scale, rng, fields=fields,
+                                                                   real=real))))
+        state["seconds"] += time.perf_counter() - t0
+        state["steps"] += 1
+        if state["steps"] % 50 == 0:
+            print(f"{name}: step {state['steps']} loss {np.mean(losses[-50:]):.4f} "
+                  f"{state['seconds'] / 60:.1f}/{minutes:g} min", flush=True)
+        if time.perf_counter() - last_save > 120:
+            model.save_weights(ckpt)
+            state_file.write_text(json.dumps(state))
+            last_save = time.perf_counter()
+    model.save_weights(ckpt)
+    state_file.write_text(json.dumps(state))
+
+    description = describe(name, arch, scale, options, state, real, lr)
+    path = save_model(model, out_dir / f"{name}.keras", description)
+    scores = evaluate_microscopy(path)  # through the engine, with the model's own normalisation
+    description["validation"] = validation_entry(scale, scores)
+    write_description(path, read_description(path) | {"validation": description["validation"]})
+    for setting, result in scores.items():
+        for row in result["images"]:
+            print(f"{name} [{setting}] {row['name']}: PSNR {row['psnr']:.2f} vs bicubic {row['bicubic_psnr']:.2f} "
+                  f"({row['psnr'] - row['bicubic_psnr']:+.2f} dB); background {row.get('background_psnr', 0):.2f} vs "
+                  f"{row.get('background_bicubic_psnr', 0):.2f} ({row['background_crops']} crops)", flush=True)
+    load_model(path)  # loads with safe_mode=True
+    return description
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--only", help="comma-separated model names (default: all)")
+    p.add_argument("--time-scale", type=float, default=1.0, help="multiply every budget by this")
+    p.add_argument("--stellarium", type=Path, help="extracted usr/share/stellarium/nebulae/default (optional)")
+    p.add_argument("--out", type=Path, default=WEIGHTS, help="folder of the .keras files (default: shipped weights)")
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).parent))  # train_zoo's warm_start
+    wanted = set(args.only.split(",")) if args.only else None
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, arch, scale, options, minutes, init in ZOO:
+        if wanted is None or name in wanted:
+            train_one(name, arch, scale, options, minutes * args.time_scale, init, args.stellarium, args.out)
+
+
+if __name__ == "__main__":
+    main()
