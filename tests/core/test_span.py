@@ -12,7 +12,7 @@ from napari_superres.models.description import read_description  # noqa: E402
 from napari_superres.models.loading import load_model, save_model  # noqa: E402
 from napari_superres.models.registry import SPAN_FAST, SPAN_QUALITY, build_model, geometry  # noqa: E402
 from napari_superres.models.span import reparameterize  # noqa: E402
-from napari_superres.training import TrainConfig, train  # noqa: E402
+from napari_superres.training import TrainConfig, log_path, read_log, train  # noqa: E402
 
 SMALL = {"n_feats": 8, "n_blocks": 2}
 
@@ -36,7 +36,7 @@ def _like_trained(model, seed=0):
         if isinstance(layer, keras.layers.Conv2D):
             kernel, bias = layer.get_weights()
             if layer.name == "upsampler":
-                kernel = rng.normal(0, 1e-3 / np.sqrt(np.prod(kernel.shape[:-1])), kernel.shape)
+                kernel = rng.normal(0, 0.25 / np.sqrt(np.prod(kernel.shape[:-1])), kernel.shape)
             layer.set_weights([kernel.astype("float32"), rng.normal(0, 0.01, bias.shape).astype("float32")])
     return model
 
@@ -142,9 +142,40 @@ def test_trainer_saves_the_deploy_form_and_resumes_from_the_training_form(tmp_pa
                batch=4, val_fraction=0.34)
     train(TrainConfig(epochs=1, **cfg))
     train(TrainConfig(epochs=2, resume=True, **cfg))  # the checkpoint holds the training form
-    desc = read_description(out)
-    assert desc["training"]["epochs"] == 2 and desc["options"]["deploy"] is True
+    assert [r["epoch"] for r in read_log(log_path(out)) if r["event"] == "epoch"] == [1, 2]
+    desc = read_description(out)  # the best epoch's model
+    assert desc["options"] == {**SMALL, "expand": 2, "deploy": True}
     sr = load_model(out)
     assert "block0_conv0" in _conv_names(sr.keras_model) and "block0_conv0_expand" not in _conv_names(sr.keras_model)
     assert desc["parameters"] == sr.keras_model.count_params()
     assert napari_superres.upscale(data.astronaut()[:40, :48], sr).shape == (80, 96, 3)
+
+
+def test_span_fast_learns_detail_that_bicubic_misses():
+    """A hundred Adam steps of the fast tier on patches of four real photos: on a photo it never saw, its
+    PSNR beats bicubic's (measured: +0.7 dB; ESPCN, the same steps at its own rate 3e-3: +0.36 dB)."""
+    from skimage import data
+
+    from napari_superres.training.metrics import bicubic_downscale, bicubic_upscale, modcrop, psnr
+
+    hr = [modcrop(im, 2) for im in (data.chelsea(), data.rocket(), data.immunohistochemistry(), data.coffee())]
+    lr = [bicubic_downscale(im, 2) for im in hr]
+    rng = np.random.default_rng(0)
+
+    def batch(n=16, p=24):
+        picks = [(i, rng.integers(lr[i].shape[0] - p), rng.integers(lr[i].shape[1] - p))
+                 for i in rng.integers(len(lr), size=n)]
+        x = np.stack([lr[i][y:y + p, x:x + p] for i, y, x in picks])
+        y = np.stack([hr[i][2 * y:2 * (y + p), 2 * x:2 * (x + p)] for i, y, x in picks])
+        return x.astype(np.float32) / 255, y.astype(np.float32) / 255
+
+    keras.utils.set_random_seed(0)
+    model = build_model("span", 2, 3, **SPAN_FAST)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mean_absolute_error")
+    for _ in range(100):
+        model.train_on_batch(*batch())
+    held_out = data.astronaut()[:256, :256]
+    small = bicubic_downscale(held_out, 2)
+    gain = psnr(held_out, napari_superres.upscale(small, load_model(model)), scale=2) - psnr(
+        held_out, bicubic_upscale(small, 2), scale=2)
+    assert gain > 0.3, gain

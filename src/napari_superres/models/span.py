@@ -21,7 +21,10 @@ Two choices of this project's own:
 - SPAN feeds its network ``(image - mean) * 255``. The attention gate needs that range: for small features
   ``sigmoid(f) - 0.5`` is about ``f / 4``, and a block would square and shrink its signal. The input here is
   about [0, 1] (8-bit photos and percentile-normalised microscopy alike), so it is centred on 0.5 (one mean for
-  gray and RGB) and scaled by 255 before the head; the residual comes out in the input's units.
+  gray and RGB) and scaled by 255 before the head, and the residual is scaled back by 1/255 after the
+  upsampler. The whole network works in grey levels: the upsampler, which starts at zero, then sees features
+  of the size it outputs, and its first Adam steps (a fixed size per weight) stay small; fed 255-scale
+  features for a [0, 1] output, they overshoot and a short training run ends below bicubic.
 
 Receptive-field radius in LR pixels: ``3 * n_blocks + 3`` (every layer runs in LR).
 """
@@ -83,6 +86,7 @@ def span(scale, channels, n_feats=48, n_blocks=6, expand=2, deploy=False):
     x = _conv(n_feats, 1, name="fuse")(x)
     x = _last(channels * scale * scale, 3, name="upsampler")(x)
     x = PixelShuffle(scale, name="upsampler_shuffle")(x)
+    x = layers.Rescaling(1 / FEATURE_RANGE, name="to_input_range")(x)
     return _with_bicubic_skip(inp, x, scale, f"span_x{scale}")
 
 
