@@ -69,7 +69,7 @@ _SUMMARIES = {
 }
 
 # Builder options of the two SPAN tiers at x2 with 3 channels, deployed: fast 100,972 parameters (at most
-# 120k), quality (the builder's defaults) 410,724.
+# 120k), quality (the builder's defaults) 410,700.
 SPAN_FAST = {"n_feats": 32, "n_blocks": 3}
 SPAN_QUALITY = {"n_feats": 48, "n_blocks": 6}
 

@@ -70,7 +70,10 @@ def span(scale, channels, n_feats=48, n_blocks=6, expand=2, deploy=False):
     """SPAN; the defaults are the paper's (48 features, 6 blocks, branches twice as wide: 0.41 M parameters
     deployed at x2 with 3 channels), the quality tier. ``n_feats=32, n_blocks=3`` is the fast tier (about
     0.1 M). ``deploy=True`` builds the inference form (plain 3x3 convolutions), the form a saved model has;
-    :func:`reparameterize` turns a trained training-form model into it."""
+    :func:`reparameterize` turns a trained training-form model into it. ``expand`` changes only the cost of
+    training, not the saved model: ``expand=1`` trains at under a third of the arithmetic (quality tier at x2:
+    0.55 M instead of 1.82 M multiply-adds per LR pixel) and, in a short CPU run (fast tier, 400 steps of 16
+    patches), gained more over bicubic on a held-out photo (+1.47 dB against +1.17 dB)."""
     if n_blocks < 1 or n_feats < 1 or expand < 1:
         raise TypeError("n_feats, n_blocks and expand must be at least 1")
     inp = _inputs(channels)
