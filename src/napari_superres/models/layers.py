@@ -129,3 +129,17 @@ class ChannelAttention(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "reduction": self.reduction}
+
+
+@_register
+class ParameterFreeAttention(keras.layers.Layer):
+    """SPAN's attention (Wan et al. 2024): called on ``[features, block_input]``, returns
+    ``(features + block_input) * (sigmoid(features) - 0.5)``. The gate has no weights of its own; being odd
+    around zero, it keeps the sign of strong features and damps weak ones."""
+
+    def call(self, inputs):
+        features, block_input = inputs
+        return (features + block_input) * (ops.sigmoid(features) - 0.5)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]

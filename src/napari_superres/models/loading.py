@@ -18,7 +18,7 @@ from ..errors import InputError, ModelError
 from . import layers as _registered_layers  # noqa: F401  (registers our layers before any load)
 from .catalog import resolve_model
 from .description import read_description, write_description
-from .registry import ARCHITECTURES
+from .registry import ARCHITECTURES, geometry
 
 DEFAULT_OVERLAP = 16  # tile context (LR pixels) for a model whose receptive field is not stated
 PROBE_MULTIPLES = (1, 2, 4, 8, 16, 32, 64)
@@ -217,21 +217,35 @@ def complete_description(keras_model, description: dict | None, name: str) -> di
         scale, multiple = probe_geometry(keras_model, channels, fixed)
         desc.setdefault("scale", scale)
         desc.setdefault("multiple", multiple)
-    spec = ARCHITECTURES.get(desc.get("architecture"))
-    desc.setdefault("overlap", spec.overlap if spec else DEFAULT_OVERLAP)
+    arch = desc.get("architecture")  # the builder's options change the receptive field
+    desc.setdefault("overlap", geometry(arch, **(desc.get("options") or {}))[1] if arch in ARCHITECTURES
+                    else DEFAULT_OVERLAP)
     desc.setdefault("normalization", {"mode": "range"})
     desc.setdefault("parameters", int(keras_model.count_params()))
     return desc
 
 
+def finalized(keras_model, description: dict | None):
+    """The form of ``keras_model`` that is saved, and its description: the architecture's ``finalize`` hook
+    (see ``registry.ArchSpec``) applied, e.g. SPAN's training branches merged into plain convolutions."""
+    desc = dict(description or {})
+    spec = ARCHITECTURES.get(desc.get("architecture"))
+    if spec is None or spec.finalize is None:
+        return keras_model, desc
+    keras_model, desc["options"] = spec.finalize(keras_model, dict(desc.get("options") or {}))
+    return keras_model, desc
+
+
 def save_model(keras_model, path, description=None) -> Path:
     """Save ``keras_model`` with its description as ``path`` (a ``.keras`` file), atomically: written under a
-    temporary name in the same folder, then renamed. Returns the path."""
+    temporary name in the same folder, then renamed. The model is saved in its architecture's inference form
+    (:func:`finalized`). Returns the path."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ModelError(f"a model file must end in .keras, not {path.name}")
     if not path.parent.is_dir():
         raise ModelError(f"folder does not exist: {path.parent}")
+    keras_model, description = finalized(keras_model, description)
     desc = complete_description(keras_model, description, path.stem)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".keras", dir=path.parent)
     os.close(fd)
