@@ -25,13 +25,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
+from train_zoo import EDSR_CPU  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "src" / "napari_superres" / "models" / "weights"
 RUNS = REPO / "runs" / "microscopy"
 
 # name, architecture, scale, builder options, minutes, warm start from (fast: espcn; quality: a small EDSR)
-EDSR_CPU = {"n_blocks": 8, "n_feats": 64}
 ZOO = [
     ("fluo-espcn-x2", "espcn", 2, {}, 6, None),
     ("fluo-edsr-x2", "edsr", 2, EDSR_CPU, 40, None),
@@ -59,24 +59,27 @@ def data_source(scale, stellarium, seed):
     return fields, real
 
 
-def describe(name, arch, scale, options, state, real, lr):
-    from napari_superres.models.registry import geometry
+def data_text(real) -> str:
+    return ("simulated fluorescence (filaments, puncta, nuclei, membranes; Gaussian/Airy PSF) and real images "
+            f"({', '.join(n for n, _ in real[:4])}{', ...' if len(real) > 4 else ''}: {len(real)})")
+
+
+def degradation_text() -> str:
     from napari_superres.training.fluorescence import OFFSET, PHOTONS, READ_NOISE
+
+    return (f"camera: area binning, Poisson shot noise ({PHOTONS[0]:g}-{PHOTONS[1]:g} photons), read noise (sigma "
+            f"{READ_NOISE[0]:g}-{READ_NOISE[1]:g}), offset {OFFSET}, uint16 counts")
+
+
+def describe(name, arch, scale, options, training):
+    from napari_superres.models.registry import geometry
 
     multiple, overlap = geometry(arch, **options)
     return {
         "name": name, "architecture": arch, "options": options, "multiple": multiple, "overlap": overlap,
         "scale": scale, "channels": 1, "domain": "microscopy",
         "normalization": {"mode": "percentile", "low": 2.0, "high": 99.8},
-        "training": {
-            "data": "simulated fluorescence (filaments, puncta, nuclei, membranes; Gaussian/Airy PSF) and real "
-                    f"images ({', '.join(n for n, _ in real[:4])}{', ...' if len(real) > 4 else ''}: {len(real)})",
-            "degradation": f"camera: area binning, Poisson shot noise ({PHOTONS[0]:g}-{PHOTONS[1]:g} photons), read "
-                           f"noise (sigma {READ_NOISE[0]:g}-{READ_NOISE[1]:g}), offset {OFFSET}, uint16 counts",
-            "steps": state["steps"], "batch": BATCH, "lr_patch": LR_PATCH, "loss": "L1", "learning_rate": lr,
-            "minutes": round(state["seconds"] / 60, 1), "warm_start": state.get("init"),
-            "script": "scripts/train_microscopy.py",
-        },
+        "training": {"degradation": degradation_text(), **training},
     }
 
 
@@ -95,11 +98,9 @@ def validation_entry(scale, scores):
 def train_one(name, arch, scale, options, minutes, init, stellarium, out_dir, seed=0):
     import keras
 
-    from napari_superres.models.description import read_description, write_description
-    from napari_superres.models.loading import load_model, save_model
+    from napari_superres.models.loading import load_model
     from napari_superres.training.config import DEFAULT_LEARNING_RATE, FALLBACK_LEARNING_RATE
     from napari_superres.training.microscopy import microscopy_pairs
-    from napari_superres.training.validation import evaluate_microscopy
 
     RUNS.mkdir(parents=True, exist_ok=True)
     ckpt, state_file = RUNS / f"{name}.weights.h5", RUNS / f"{name}.json"
@@ -138,9 +139,24 @@ def train_one(name, arch, scale, options, minutes, init, stellarium, out_dir, se
     model.save_weights(ckpt)
     state_file.write_text(json.dumps(state))
 
-    description = describe(name, arch, scale, options, state, real, lr)
-    path = save_model(model, out_dir / f"{name}.keras", description)
-    scores = evaluate_microscopy(path)  # through the engine, with the model's own normalisation
+    training = {"data": data_text(real), "steps": state["steps"], "batch": BATCH, "lr_patch": LR_PATCH,
+                "loss": "L1", "learning_rate": lr, "minutes": round(state["seconds"] / 60, 1),
+                "warm_start": state.get("init"), "machine": "2-core CPU", "script": "scripts/train_microscopy.py"}
+    return finish_model(name, arch, scale, options, model.get_weights(), training, out_dir)
+
+
+def finish_model(name, arch, scale, options, weights, training, out_dir):
+    """Save a trained microscopy model: float32, its inference form, described, validated on the held-out real
+    fluorescence through the engine (with the model's own normalisation)."""
+    from napari_superres.models.description import read_description, write_description
+    from napari_superres.models.loading import load_model, save_model
+    from napari_superres.training.validation import evaluate_microscopy
+
+    model = build(arch, scale, options)
+    model.set_weights(weights)
+    description = describe(name, arch, scale, options, training)
+    path = save_model(model, Path(out_dir) / f"{name}.keras", description)
+    scores = evaluate_microscopy(path)
     description["validation"] = validation_entry(scale, scores)
     write_description(path, read_description(path) | {"validation": description["validation"]})
     for setting, result in scores.items():

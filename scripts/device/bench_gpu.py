@@ -23,7 +23,8 @@ START = time.monotonic()
 # name, architecture, builder options (for models not shipped), precisions, measure tiled too
 MODELS = [
     ("edsr-x2", "edsr", {"n_blocks": 8, "n_feats": 64}, ("float32", "bfloat16"), True),
-    ("span-x2", "span", {"n_feats": 48, "n_blocks": 6}, ("bfloat16",), False),
+    ("span-x2", "span", {"n_feats": 48, "n_blocks": 6, "deploy": True}, ("bfloat16",), False),
+    ("span-fast-x2", "span", {"n_feats": 32, "n_blocks": 3, "deploy": True}, ("bfloat16",), False),
     ("espcn-x2", "espcn", {}, ("bfloat16",), False),
     ("edsr-x4", "edsr", {"n_blocks": 8, "n_feats": 64}, ("bfloat16",), False),
 ]
@@ -44,8 +45,6 @@ def load(name, arch, options):
         if arch not in ARCHITECTURES:
             return None
         model = build_model(arch, int(name[-1]), 3, **options)
-        finalize = getattr(ARCHITECTURES[arch], "finalize", None)
-        model = finalize(model) if finalize else model
         multiple, overlap = geometry(arch, **options)
         return SRModel(name=name, path=None, keras_model=model, scale=int(name[-1]), channels=3, multiple=multiple, overlap=overlap,
                        description={"name": name, "architecture": arch, "options": options})

@@ -22,6 +22,12 @@ from train_zoo import DEFAULT_CORPUS, WEIGHTS, build, finish_model  # noqa: E402
 from zoo_data import load_corpus  # noqa: E402
 
 
+CURVE_IMAGES = {
+    "photo": "validation PSNR-Y on 8 crops (480x480) of the held-out photos, against total steps",
+    "microscopy": "validation PSNR on the held-out real fluorescence (LR by binning), against total steps",
+}
+
+
 def trained_weights(run_dir: Path, name: str, entry: dict):
     """The weights of ``name`` from the run's tar files, as a list of arrays of the training-time model."""
     for tar_path in sorted(run_dir.glob("*.tar")):
@@ -43,7 +49,7 @@ def training_record(entry: dict, machine: str, data: str) -> dict:
     run = {"machine": machine, "steps": entry["steps"] - entry["steps_before"], "batch": entry["batch"],
            "lr_patch": entry["lr_patch"], "minutes": round(entry["seconds"] / 60, 1),
            "precision": entry["precision"], "loss": "L1", "curve": entry["curve"],
-           "curve_images": "validation PSNR-Y on 8 crops (480x480) of the held-out photos, against total steps"}
+           "curve_images": CURVE_IMAGES[entry["domain"]]}
     runs = runs + [run]
     return {"data": data, "loss": "L1", "steps": sum(r.get("steps", 0) for r in runs),
             "patches": sum(r.get("steps", 0) * r.get("batch", 0) for r in runs),
@@ -64,11 +70,19 @@ def main(argv=None):
     wanted = set(args.only.split(",")) if args.only else set(history)
     train_imgs, val = load_corpus(args.corpus)
     for name, entry in history.items():
-        if name not in wanted or entry.get("domain", "photo") != "photo":
+        if name not in wanted:
             continue
         weights = trained_weights(args.run_dir, name, entry)
         if weights is None:
             print(f"{name}: no weights in {args.run_dir}", flush=True)
+            continue
+        if entry["domain"] == "microscopy":
+            import train_microscopy
+            from napari_superres.training.microscopy import training_images
+
+            training = training_record(entry, args.machine, train_microscopy.data_text(training_images()))
+            train_microscopy.finish_model(name, entry["arch"], entry["scale"], entry["options"], weights, training,
+                                          args.weights_dir)
             continue
         data = (f"{len(train_imgs)} real 2K photographs (../shared/data/make_corpus.py), "
                 f"bicubic x{entry['scale']} degradation")

@@ -6,11 +6,14 @@
   TensorFlow nor Keras, and no network), for its Python 3.12.
 - ``data/photos/``: the corpus photos that training may use, lossless WebP, centre-cropped alike if needed so
   that everything stays under ``--max-mib`` (the device takes 64 MiB with the repository).
+- ``data/microscopy/nuclear.png``: the real fluorescence image that mahotas ships (``training/microscopy.py``:
+  its left half trains, its right half validates).
 - ``data/val/``: two 480x480 crops of each held-out photo (480 is a multiple of 2, 3 and 4), lossless WebP: its
   centre and its most detailed part (largest mean gradient), so that validation is not all sky or darkness.
 """
 
 import argparse
+import shutil
 import importlib.metadata
 import subprocess
 import sys
@@ -77,6 +80,13 @@ def main(argv=None):
     for name, img in val:
         save_webp(centre(img, 0), vals / (Path(name).stem + "-centre.webp"))
         save_webp(most_detailed(img), vals / (Path(name).stem + "-detail.webp"))
+    from napari_superres.training.microscopy import nuclear_file
+
+    nuclear = nuclear_file()
+    if nuclear is None:
+        raise SystemExit("mahotas is not installed: pip install mahotas (it ships the real fluorescence image)")
+    (args.out / "data" / "microscopy").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(nuclear, args.out / "data" / "microscopy" / "nuclear.png")
     frac = 1.0
     while True:  # shrink the kept area until the photos fit
         sizes = [save_webp(centre(img, frac), photos / f"photo{i:03d}.webp") for i, img in enumerate(train)]

@@ -34,21 +34,21 @@ sys.path.insert(0, str(SCRIPTS))
 from train_zoo import EDSR_CPU, WEIGHTS, build, warm_start  # noqa: E402
 from zoo_data import PatchPairs, load_packed  # noqa: E402
 
+from napari_superres.models.registry import SPAN_FAST, SPAN_QUALITY  # noqa: E402
+
 START = time.monotonic()
 
 # name, tar group, domain, architecture, scale, builder options, seconds, batch, warm start (a shipped model)
 # Most used first: a run cut short still has the default and the fast x2 models.
-SPAN_FAST = {"n_feats": 28, "n_blocks": 4}
-SPAN_QUALITY = {"n_feats": 48, "n_blocks": 6}
 ZOO = [
     ("edsr-x2", "photo", "photo", "edsr", 2, EDSR_CPU, 70, 64, "edsr-x2"),
     ("span-x2", "span", "photo", "span", 2, SPAN_QUALITY, 50, 64, None),
     ("span-fast-x2", "span", "photo", "span", 2, SPAN_FAST, 35, 64, None),
-    ("fluo-x2", "microscopy", "microscopy", "span", 2, SPAN_QUALITY, 40, 32, None),
-    ("fluo-fast-x2", "microscopy", "microscopy", "espcn", 2, {}, 15, 32, None),
+    ("fluo-edsr-x2", "microscopy", "microscopy", "edsr", 2, EDSR_CPU, 40, 32, None),
+    ("fluo-espcn-x2", "microscopy", "microscopy", "espcn", 2, {}, 15, 32, None),
     ("edsr-x4", "photo", "photo", "edsr", 4, EDSR_CPU, 35, 32, "edsr-x4"),
-    ("fluo-x4", "microscopy", "microscopy", "span", 4, SPAN_QUALITY, 30, 32, None),
-    ("fluo-fast-x4", "microscopy", "microscopy", "espcn", 4, {}, 15, 32, None),
+    ("fluo-edsr-x4", "microscopy", "microscopy", "edsr", 4, EDSR_CPU, 30, 32, None),
+    ("fluo-espcn-x4", "microscopy", "microscopy", "espcn", 4, {}, 15, 32, None),
     ("span-x4", "span", "photo", "span", 4, SPAN_QUALITY, 30, 32, None),
     ("espcn-x2", "fast", "photo", "espcn", 2, {}, 10, 64, "espcn-x2"),
     ("espcn-x4", "fast", "photo", "espcn", 4, {}, 10, 32, "espcn-x4"),
@@ -149,7 +149,7 @@ def train_one(row, data, outbox, budget, shipped):
 
     name, group, domain, arch, scale, options, _, batch, init = row
     model = build(arch, scale, options, "mixed_bfloat16", channels=data.channels)
-    entry = {"arch": arch, "scale": scale, "options": options, "domain": domain, "batch": batch,
+    entry = {"arch": arch, "scale": scale, "options": options, "domain": domain, "channels": data.channels, "batch": batch,
              "lr_patch": LR_PATCH, "precision": "mixed_bfloat16", "steps_before": 0, "curve": [],
              "warm_start": None, "budget_seconds": round(budget, 1)}
     peak = PEAK_LR
@@ -186,6 +186,7 @@ def main(argv=None):
     p.add_argument("--seconds-scale", type=float, default=1.0, help="multiply every budget by this")
     p.add_argument("--deadline", type=float, default=480, help="seconds for the whole run, from start")
     p.add_argument("--reserve", type=float, default=0, help="seconds kept free at the end (for the bench)")
+    p.add_argument("--micro-pool", type=int, default=16000, help="microscopy pairs simulated per scale")
     p.add_argument("--shipped", type=Path, default=WEIGHTS, help="folder of the shipped models to resume from")
     args = p.parse_args(argv)
 
@@ -211,7 +212,7 @@ def main(argv=None):
         else:
             from zoo_data import MicroscopyPairs
 
-            microscopy = microscopy or MicroscopyPairs(args.data)
+            microscopy = microscopy or MicroscopyPairs(args.data, pool=args.micro_pool)
             data = microscopy
         train_one(row, data, outbox, budget, args.shipped)
     log("all done")

@@ -28,7 +28,7 @@ def device_run(tmp_path_factory):
     """Pack a small data folder as scripts/device/pack.py does, run scripts/device/run.sh on it."""
     tmp = tmp_path_factory.mktemp("device")
     data, corpus = tmp / "data", tmp / "corpus"
-    for d in (data / "photos", data / "val", corpus):
+    for d in (data / "photos", data / "val", data / "microscopy", corpus):
         d.mkdir(parents=True)
     photos = _photos()
     for i, img in enumerate(photos[:3]):
@@ -37,9 +37,15 @@ def device_run(tmp_path_factory):
     for name, img in zip(HELD_OUT, photos[1:]):  # the corpus layout import_weights.py validates on
         Image.fromarray(img).save(corpus / name)
         Image.fromarray(img[:96, :96]).save(data / "val" / f"{Path(name).stem}.webp", lossless=True)
-    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp / "out"), "DATA": str(data), "DEADLINE": "400",
+    # the real fluorescence image pack.py copies from mahotas; here a simulated one stands in
+    from napari_superres.training.fluorescence import simulate_hr
+
+    field = np.tile(simulate_hr((256, 256), np.random.default_rng(0)), (2, 6))[:, :1344]  # nuclear.png's size
+    Image.fromarray(np.clip(field / field.max() * 255, 0, 255).astype(np.uint8)).save(data / "microscopy" / "nuclear.png")
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp / "out"), "DATA": str(data), "DEADLINE": "600",
            "BENCH_SECONDS": "300", "BENCH_ARGS": "--size 32 --repeats 1 --matmul 256 --models edsr-x2,espcn-x2"}
-    run = subprocess.run(["bash", "scripts/device/run.sh", "--only", "espcn-x2,edsr-x4", "--seconds-scale", "0.4"],
+    run = subprocess.run(["bash", "scripts/device/run.sh", "--only", "espcn-x2,edsr-x4,fluo-espcn-x2,span-fast-x2",
+                          "--seconds-scale", "0.4", "--micro-pool", "64"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     return run, tmp
 
@@ -49,11 +55,15 @@ def test_device_run_trains_checkpoints_and_benches(device_run):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = tmp / "out"
     history = json.loads((out / "history.json").read_text())
-    assert set(history) == {"espcn-x2", "edsr-x4"}
-    for name, group in (("espcn-x2", "fast.tar"), ("edsr-x4", "photo.tar")):
+    assert set(history) == {"espcn-x2", "edsr-x4", "fluo-espcn-x2", "span-fast-x2"}
+    for name, group in (("espcn-x2", "fast.tar"), ("edsr-x4", "photo.tar"), ("fluo-espcn-x2", "microscopy.tar"),
+                        ("span-fast-x2", "span.tar")):
         entry = history[name]
-        assert entry["warm_start"] == name  # resumed from the shipped model
-        assert entry["steps"] > entry["steps_before"] > 0
+        if name in ("espcn-x2", "edsr-x4"):
+            assert entry["warm_start"] == name and entry["steps_before"] > 0  # resumed from the shipped model
+        else:
+            assert entry["warm_start"] is None and entry["steps_before"] == 0
+        assert entry["steps"] > entry["steps_before"]
         assert len(entry["curve"]) >= 2 and all(np.isfinite(psnr) for _, psnr in entry["curve"])
         with tarfile.open(out / group) as t:
             assert f"{name}.weights.h5" in t.getnames()

@@ -50,17 +50,23 @@ def _package_file(package: str, *parts: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def nuclear_image() -> np.ndarray | None:
-    """mahotas' nuclear.png as a uint8 2D array (None if mahotas is not installed)."""
+def nuclear_file() -> Path | None:
+    """The nuclear.png that mahotas ships (None if mahotas is not installed)."""
+    return _package_file("mahotas", "demos", "data", "nuclear.png")
+
+
+def nuclear_image(path=None) -> np.ndarray | None:
+    """mahotas' nuclear.png (or a copy of it at ``path``) as a uint8 2D array (None if mahotas is not installed)."""
     from PIL import Image
 
-    path = _package_file("mahotas", "demos", "data", "nuclear.png")
+    path = path or nuclear_file()
     return None if path is None else np.asarray(Image.open(path).convert("L"))
 
 
-def validation_images() -> list:
-    """Held-out real fluorescence: ``[(name, uint8 2D array)]`` (empty without mahotas)."""
-    img = nuclear_image()
+def validation_images(nuclear=None) -> list:
+    """Held-out real fluorescence: ``[(name, uint8 2D array)]`` (empty without mahotas); ``nuclear``: a copy of
+    nuclear.png to read instead of mahotas' own."""
+    img = nuclear_image(nuclear)
     if img is None:
         return []
     right = img[:, NUCLEAR_SPLIT:]
@@ -76,12 +82,12 @@ def relative_intensity(img: np.ndarray, low: float = 0.1, high: float = 99.9) ->
     return np.clip((x - lo) / max(hi - lo, 1e-9), 0, None).astype(np.float32)
 
 
-def training_images(stellarium_dir=None, *, min_side: int = 512, limit: int | None = None) -> list:
+def training_images(stellarium_dir=None, *, min_side: int = 512, limit: int | None = None, nuclear=None) -> list:
     """Real training fields as relative intensity: ``[(name, float32 2D)]``. The left half of nuclear.png
     (if mahotas is installed), and, with ``stellarium_dir``, the luminance of the nebula photographs of at
     least ``min_side`` pixels (at most ``limit`` of them, in name order)."""
     out = []
-    img = nuclear_image()
+    img = nuclear_image(nuclear)
     if img is not None:
         out.append(("nuclear.png left", relative_intensity(img[:, :NUCLEAR_SPLIT])))
     if stellarium_dir is not None:
