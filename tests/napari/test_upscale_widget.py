@@ -269,3 +269,27 @@ def test_generator_runs_synchronously(models):
     assert kind == "image" and meta["name"] == "plain (x2 nearest-gray-x2)"
     np.testing.assert_array_equal(out, nearest2(data))
     assert tuple(meta["scale"]) == (1.0, 0.25, 0.25)
+
+
+def test_upscale_twice_in_one_widget(qtbot, upscale_widget, models, notes):
+    """Run pressed again on the same layer, then on another: each run adds its own complete layer."""
+    viewer, widget = upscale_widget
+    gray = np.random.default_rng(2).integers(0, 255, size=(40, 56), dtype=np.uint8)
+    layer = viewer.add_image(gray, name="gray")
+    widget._image.value = layer
+    browse(qtbot, widget, models["nearest-gray-x2"])
+
+    run_and_wait(qtbot, widget)
+    run_and_wait(qtbot, widget)
+    other = viewer.add_image(gray[::-1].copy(), name="flipped")
+    widget._image.value = other
+    run_and_wait(qtbot, widget)
+
+    assert notes.errors() == []
+    outputs = viewer.layers[-4:]
+    assert [out.name for out in outputs] == [
+        "gray (x2 nearest-gray-x2)", "gray (x2 nearest-gray-x2) [1]", "flipped", "flipped (x2 nearest-gray-x2)",
+    ]
+    for out, source in ((outputs[0], gray), (outputs[1], gray), (outputs[3], gray[::-1])):
+        np.testing.assert_array_equal(out.data, nearest2(source))
+    assert widget._run.enabled and not widget._cancel.enabled
