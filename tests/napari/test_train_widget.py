@@ -28,8 +28,8 @@ def _photos(folder: Path, size: int = 96) -> Path:
 @pytest.fixture
 def train_widget(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    _, upscale = viewer.window.add_plugin_dock_widget("napari-superres", "Upscale")
-    _, train = viewer.window.add_plugin_dock_widget("napari-superres", "Train")
+    _, upscale = viewer.window.add_plugin_dock_widget("napari-superres-keras", "Upscale")
+    _, train = viewer.window.add_plugin_dock_widget("napari-superres-keras", "Train")
     return viewer, upscale, train
 
 

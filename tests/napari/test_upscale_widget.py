@@ -163,8 +163,8 @@ def test_menu_command_uses_last_settings(qtbot, upscale_widget, models, notes):
     viewer.layers.selection = {a, b, viewer.layers["labels"]}
     app = napari_app()
     context_items = [getattr(getattr(i, "command", None), "id", None) for i in app.menus.get_menu("napari/layers/context")]
-    assert "napari-superres.upscale_selected" in context_items
-    app.commands.execute_command("napari-superres.upscale_selected")
+    assert "napari-superres-keras.upscale_selected" in context_items
+    app.commands.execute_command("napari-superres-keras.upscale_selected")
     qtbot.waitUntil(lambda: len(viewer.layers) == n_layers + 2 and not _upscale.ACTIVE_RUNS, timeout=120_000)
 
     assert notes.errors() == []
