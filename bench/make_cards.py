@@ -81,7 +81,7 @@ def card(info, results: dict, extras=()) -> str:
     lines = [
         f"# {name}",
         "",
-        f"x{scale} super-resolution of RGB photographs, shipped with napari-superres"
+        f"x{scale} super-resolution of RGB photographs, shipped with napari-superres-keras"
         + (" (the default model)." if name == DEFAULT_MODEL else "."),
         "",
         "| | |",

@@ -62,8 +62,8 @@ def upscale_screenshot(napari, app):
 
     viewer = napari.Viewer(title="napari-superres: Upscale")
     viewer.window.resize(1500, 950)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-superres", "Upscale")
-    photo = viewer.open_sample("napari-superres", "low_res_photo")[0]
+    _, widget = viewer.window.add_plugin_dock_widget("napari-superres-keras", "Upscale")
+    photo = viewer.open_sample("napari-superres-keras", "low_res_photo")[0]
     widget._image.value = photo
     shipped = [c for c in _models.model_choices() if c.source == "shipped"]
     if not shipped:
@@ -83,7 +83,7 @@ def upscale_screenshot(napari, app):
 def train_screenshot(napari, app, workdir: Path):
     viewer = napari.Viewer(title="napari-superres: Train")
     viewer.window.resize(1500, 1000)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-superres", "Train")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-superres-keras", "Train")
     widget._folder.value = str(training_folder(workdir / "photos"))
     widget._arch.value = "espcn"
     widget._scale.value = 2
@@ -95,7 +95,7 @@ def train_screenshot(napari, app, workdir: Path):
     widget.start()
     wait(app, lambda: widget._worker is not None, 120)
     wait(app, lambda: not widget.state.running, 1800)
-    viewer.open_sample("napari-superres", "low_res_photo")
+    viewer.open_sample("napari-superres-keras", "low_res_photo")
     settle(app, 2)
     save(viewer, "train_widget.png")
     viewer.close()

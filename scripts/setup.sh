@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up everything napari-superres needs on Debian/Ubuntu, in a virtual environment of the repo (.venv):
+# Set up everything napari-superres-keras needs on Debian/Ubuntu, in a virtual environment of the repo (.venv):
 # Xvfb + Mesa software OpenGL + the XCB libraries Qt 6 needs (for napari and its tests), then the plugin
 # with its GUI and test extras. Safe to re-run: it installs only what is missing.
 set -euo pipefail
@@ -22,8 +22,14 @@ fi
 
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-if ! .venv/bin/python -c "import napari_superres, tensorflow, napari, pytest" >/dev/null 2>&1; then
-  echo "setup: installing napari-superres with its GUI and test extras into .venv (a few minutes)"
+# The distribution is napari-superres-keras; a .venv made before the rename holds "napari-superres" (same import
+# package): replace it, or napari would find the plugin's manifest under the old name.
+if .venv/bin/python -c "import importlib.metadata as m; m.version('napari-superres')" >/dev/null 2>&1; then
+  .venv/bin/python -m pip uninstall -q -y napari-superres
+fi
+if ! .venv/bin/python -c "import importlib.metadata as m; m.version('napari-superres-keras')
+import napari_superres, tensorflow, napari, pytest, uv" >/dev/null 2>&1; then
+  echo "setup: installing napari-superres-keras with its GUI and test extras into .venv (a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[testing]"
 fi

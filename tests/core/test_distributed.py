@@ -21,6 +21,7 @@ from napari_superres.engine.chunked import upscale_file  # noqa: E402
 from napari_superres.engine.distributed import ModelHandle, connect, model_loads  # noqa: E402
 from napari_superres.errors import SuperResError  # noqa: E402
 from napari_superres.io import read_image, write_image  # noqa: E402
+from conftest import assert_equal_to_float32_rounding  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_lazy_stack_on_the_cluster_equals_one_process_and_loads_the_model_once_p
     expected = upscale(stack, model, tile=40)
     lazy = upscale(da.from_array(stack, chunks=(1, 64, 72)), model, tile=40)
     got = client.compute(lazy).result()
-    np.testing.assert_array_equal(got, expected)
+    assert_equal_to_float32_rounding(got, expected)
     key = ModelHandle(model).key
     assert list(_loads(client, key).values()) == [1, 1]  # 12 blocks, 2 workers, 2 loads
 
@@ -63,7 +64,7 @@ def test_lazy_stack_on_the_cluster_equals_one_process_and_loads_the_model_once_p
 def test_a_model_without_a_file_travels_as_bytes(client, gray_model, stack):
     expected = upscale(stack[:4], gray_model)
     got = client.compute(upscale(da.from_array(stack[:4], chunks=(1, 64, 72)), gray_model)).result()
-    np.testing.assert_array_equal(got, expected)
+    assert_equal_to_float32_rounding(got, expected)
 
 
 def test_file_job_on_the_cluster_equals_one_process_without_reloading(client, model, stack, tmp_path):
@@ -73,7 +74,7 @@ def test_file_job_on_the_cluster_equals_one_process_without_reloading(client, mo
     kw = dict(tile=40, chunk=32, normalization="percentile", quiet=True)  # statistics on the cluster too
     upscale_file(src, tmp_path / "local.zarr", model, **kw)
     upscale_file(src, tmp_path / "cluster.zarr", model, scheduler=address, **kw)
-    np.testing.assert_array_equal(read_image(tmp_path / "cluster.zarr")[0], read_image(tmp_path / "local.zarr")[0])
+    assert_equal_to_float32_rounding(read_image(tmp_path / "cluster.zarr")[0], read_image(tmp_path / "local.zarr")[0])
     assert set(_loads(client, ModelHandle(model).key).values()) == {1}  # still once per worker
 
 
@@ -83,7 +84,7 @@ def test_z_upscaling_runs_on_the_cluster_too(client, model, stack, tmp_path):
     src = tmp_path / "in.zarr"
     write_image(src, stack[:4], meta={"axes": "ZYX"})
     dst = upscale_file(src, tmp_path / "out.zarr", model, z_factor=2, scheduler=client.scheduler.address, quiet=True)
-    np.testing.assert_array_equal(read_image(dst)[0], upscale(upscale_z(stack[:4], model), model))
+    assert_equal_to_float32_rounding(read_image(dst)[0], upscale(upscale_z(stack[:4], model), model))
 
 
 def test_a_worker_that_dies_mid_job_has_its_blocks_redone(client, model, stack, tmp_path):
@@ -102,7 +103,7 @@ def test_a_worker_that_dies_mid_job_has_its_blocks_redone(client, model, stack, 
         on_block=kill_one_worker,
     )
     assert killed and killed[0] > 2  # the worker died with work left, some of it on that worker
-    np.testing.assert_array_equal(read_image(dst)[0], upscale(stack, model, tile=40))
+    assert_equal_to_float32_rounding(read_image(dst)[0], upscale(stack, model, tile=40))
 
 
 def test_an_unreachable_scheduler_is_refused_within_seconds(tmp_path, stack, model, monkeypatch, capsys):

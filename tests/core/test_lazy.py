@@ -1,4 +1,4 @@
-"""Dask in, Dask out: lazy results equal the in-memory ones bit for bit; statistics are global and exact."""
+"""Dask in, Dask out: lazy results equal the in-memory ones (to float32 rounding); statistics are global and exact."""
 
 import warnings
 
@@ -11,6 +11,7 @@ from napari_superres import upscale  # noqa: E402
 from napari_superres.engine import quantiles  # noqa: E402
 from napari_superres.engine.lazy import RechunkWarning  # noqa: E402
 from napari_superres.errors import Cancelled, InputError  # noqa: E402
+from conftest import assert_equal_to_float32_rounding  # noqa: E402
 
 
 def _stack(shape, dtype, seed=0):
@@ -32,7 +33,7 @@ def _stack(shape, dtype, seed=0):
         ((2, 3, 64, 80), np.uint16, "CZYX", (1, 2, 32, 40), dict(tile=32, normalization="percentile")),
     ],
 )
-def test_dask_result_equals_in_memory_bit_for_bit(gray_model, shape, dtype, axes, chunks, kw):
+def test_dask_result_equals_in_memory(gray_model, shape, dtype, axes, chunks, kw):
     data = _stack(shape, dtype)
     expected = upscale(data, gray_model, axes=axes, **kw)
     with warnings.catch_warnings():
@@ -41,7 +42,7 @@ def test_dask_result_equals_in_memory_bit_for_bit(gray_model, shape, dtype, axes
     assert isinstance(lazy, da.Array)
     assert lazy.shape == expected.shape and lazy.dtype == expected.dtype
     got = lazy.compute()
-    np.testing.assert_array_equal(got, expected)
+    assert_equal_to_float32_rounding(got, expected)
 
 
 def test_rgb_chunked_along_channels_is_rechunked_with_a_warning(rgb_model, astronaut):
@@ -49,7 +50,7 @@ def test_rgb_chunked_along_channels_is_rechunked_with_a_warning(rgb_model, astro
     expected = upscale(img, rgb_model, tile=64)
     with pytest.warns(RechunkWarning, match="channel axis"):
         lazy = upscale(da.from_array(img, chunks=(100, 90, 1)), rgb_model, tile=64)
-    np.testing.assert_array_equal(lazy.compute(), expected)
+    assert_equal_to_float32_rounding(lazy.compute(), expected)
 
 
 def test_rgba_gets_whole_planes_with_a_warning(rgb_model, astronaut):
@@ -57,7 +58,7 @@ def test_rgba_gets_whole_planes_with_a_warning(rgb_model, astronaut):
     expected = upscale(rgba, rgb_model, tile=48)
     with pytest.warns(RechunkWarning, match="RGBA"):
         lazy = upscale(da.from_array(rgba, chunks=(60, 50, 4)), rgb_model, tile=48)
-    np.testing.assert_array_equal(lazy.compute(), expected)
+    assert_equal_to_float32_rounding(lazy.compute(), expected)
 
 
 def test_nothing_is_computed_until_asked_and_percentiles_read_the_data_once(gray_model):

@@ -14,6 +14,7 @@ from napari_superres.cli import main
 from napari_superres.engine.chunked import partial_dir, upscale_file
 from napari_superres.errors import Cancelled, InputError, OutputError
 from napari_superres.io import read_image, write_image
+from conftest import assert_equal_to_float32_rounding
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_tiff_to_ome_zarr_equals_in_memory_with_pixel_sizes_and_pyramid(tmp_path
     tifffile.imwrite(src, stack, ome=True, metadata={"axes": "ZYX", "PhysicalSizeZ": 2.0, "PhysicalSizeY": 0.5, "PhysicalSizeX": 0.5})
     dst = upscale_file(src, tmp_path / "out.ome.zarr", model, tile=48, chunk=64, pyramid=1, quiet=True)
     got, meta = read_image(dst)
-    np.testing.assert_array_equal(got, expected)
+    assert_equal_to_float32_rounding(got, expected)
     assert meta["axes"] == "ZYX" and meta["pixel_size"] == {"Z": 2.0, "Y": 0.25, "X": 0.25}
     level1 = zarr.open_group(str(dst), mode="r")["1"]
     assert level1.shape == (3, 150, 170)  # half of the 300 x 340 output
@@ -64,7 +65,7 @@ def test_compressed_tiled_tiff_to_bigtiff(tmp_path, stack, model, expected):
     with tifffile.TiffFile(dst) as tif:
         assert tif.is_bigtiff
     got, meta = read_image(dst)
-    np.testing.assert_array_equal(got, expected)
+    assert_equal_to_float32_rounding(got, expected)
     assert meta["axes"] == "ZYX"
 
 
@@ -75,7 +76,7 @@ def test_zarr_without_axes_metadata_asks_for_axes(tmp_path, stack, model, expect
         upscale_file(src, tmp_path / "out.zarr", model, quiet=True)
     assert not (tmp_path / "out.zarr").exists() and not partial_dir(tmp_path / "out.zarr").exists()
     upscale_file(src, tmp_path / "out.zarr", model, axes="ZYX", tile=48, chunk=64, quiet=True)
-    np.testing.assert_array_equal(read_image(tmp_path / "out.zarr")[0], expected)
+    assert_equal_to_float32_rounding(read_image(tmp_path / "out.zarr")[0], expected)
 
 
 def _stop_after(n):
@@ -97,7 +98,7 @@ def test_an_interrupted_run_resumes_and_never_looks_complete(tmp_path, stack, mo
     upscale_file(src, dst, model, tile=48, chunk=64, quiet=True, on_block=lambda d, t: seen.append((d, t)))
     total = seen[-1][1]
     assert seen[0] == (5, total) and seen[-1] == (total, total)  # 4 blocks were kept, not redone
-    np.testing.assert_array_equal(read_image(dst)[0], expected)
+    assert_equal_to_float32_rounding(read_image(dst)[0], expected)
     assert not partial_dir(dst).exists()
 
 
@@ -109,7 +110,7 @@ def test_a_different_job_starts_over(tmp_path, stack, model):
     seen = []
     upscale_file(src, dst, model, tile=40, chunk=64, quiet=True, on_block=lambda d, t: seen.append(d))
     assert seen[0] == 1
-    np.testing.assert_array_equal(read_image(dst)[0], upscale(stack, model, tile=40))
+    assert_equal_to_float32_rounding(read_image(dst)[0], upscale(stack, model, tile=40))
 
 
 @pytest.mark.parametrize("out_name", ["out.zarr", "out.tif"])
@@ -134,7 +135,7 @@ def test_a_full_disk_stops_keeps_what_is_complete_and_resumes(tmp_path, stack, m
     seen = []
     upscale_file(src, dst, model, tile=48, chunk=64, quiet=True, on_block=lambda d, t: seen.append(d))
     assert seen[0] == 3
-    np.testing.assert_array_equal(read_image(dst)[0], expected)
+    assert_equal_to_float32_rounding(read_image(dst)[0], expected)
 
 
 # ----------------------------------------------------------------------------------------------- CLI
@@ -146,7 +147,7 @@ def test_cli_zarr_to_tiff_and_zarr_chosen_by_suffix(tmp_path, stack, model_file,
     for name in ("out.tif", "out.ome.zarr"):
         assert main(["upscale", str(src), "-m", str(model_file), "-o", str(tmp_path / name), "--tile", "48", "-q"]) == 0
         got, meta = read_image(tmp_path / name)
-        np.testing.assert_array_equal(got, expected)
+        assert_equal_to_float32_rounding(got, expected)
         assert meta["pixel_size"] == {"Z": 1.0, "Y": 0.2, "X": 0.2}
 
 
@@ -156,7 +157,7 @@ def test_cli_big_tiff_goes_out_of_core(tmp_path, stack, model_file, expected, ca
     monkeypatch.setenv("NAPARI_SUPERRES_OOC_BYTES", str(stack.nbytes))  # "bigger than memory allows"
     assert main(["upscale", str(src), "-m", str(model_file), "-o", str(tmp_path / "out.tif"), "--tile", "48"]) == 0
     assert "out of core" in capsys.readouterr().out
-    np.testing.assert_array_equal(read_image(tmp_path / "out.tif")[0], expected)
+    assert_equal_to_float32_rounding(read_image(tmp_path / "out.tif")[0], expected)
 
 
 def test_cli_refuses_big_data_options_for_other_outputs(tmp_path, stack, model_file, capsys):

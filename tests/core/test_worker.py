@@ -362,8 +362,11 @@ def test_upscale_layer_refusals(client, assets):
         upscale_layer(FakeImage(nan), model, client=client)
     with pytest.raises(InputError, match="empty"):
         upscale_layer(FakeImage(np.zeros((0, 16), np.uint8)), model, client=client)
-    with pytest.raises(InputError, match="too small"):
-        upscale_layer(FakeImage(np.zeros((1, 1), np.uint8)), model, client=client)
+    with pytest.raises(InputError, match="no Y and X axes"):
+        upscale_layer(FakeImage(np.zeros((5,), np.uint8)), model, client=client)
+    one = np.full((1, 1), 77, np.uint8)  # smaller than the model's context: upscaled, as the API does
+    out = upscale_layer(FakeImage(one), assets / "nearest.keras", client=client)[0]
+    np.testing.assert_array_equal(out, np.full((2, 2), 77, np.uint8))
     huge = da.zeros((200_000, 200_000), dtype=np.uint16, chunks=(4096, 4096))  # lazy: nothing is computed
     with pytest.raises(InputError, match=r"would need 298\.0 GB") as info:
         upscale_layer(FakeImage(huge, name="huge"), model, client=client)

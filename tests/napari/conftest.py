@@ -90,5 +90,5 @@ def notes():
 def upscale_widget(make_napari_viewer, models):
     """A viewer with the Upscale widget added through the real manifest."""
     viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-superres", "Upscale")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-superres-keras", "Upscale")
     return viewer, widget

@@ -114,7 +114,7 @@ def test_closing_the_viewer_mid_run_stops_it(qtbot, make_napari_viewer, models, 
     from napari_superres.worker.client import get_client
 
     viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-superres", "Upscale")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-superres-keras", "Upscale")
     widget._image.value = viewer.add_image(_stack(z=40, size=192), name="long")
     browse(qtbot, widget, models["espcn-gray-x2"])
     worker = widget.run()

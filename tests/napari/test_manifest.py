@@ -8,8 +8,8 @@ import numpy as np
 def test_manifest_is_valid():
     import npe2
 
-    manifest = npe2.PluginManifest.from_distribution("napari-superres")
-    assert manifest.name == "napari-superres"
+    manifest = npe2.PluginManifest.from_distribution("napari-superres-keras")
+    assert manifest.name == "napari-superres-keras"
     assert {w.display_name for w in manifest.contributions.widgets} == {"Upscale", "Train"}
     commands = {c.id for c in manifest.contributions.commands}
     for menu, items in manifest.contributions.menus.items():
@@ -26,8 +26,8 @@ def test_both_widgets_dock(make_napari_viewer, qtbot):
     from napari_superres._napari._upscale import UpscaleWidget
 
     viewer = make_napari_viewer()
-    dock_u, upscale = viewer.window.add_plugin_dock_widget("napari-superres", "Upscale")
-    dock_t, train = viewer.window.add_plugin_dock_widget("napari-superres", "Train")
+    dock_u, upscale = viewer.window.add_plugin_dock_widget("napari-superres-keras", "Upscale")
+    dock_t, train = viewer.window.add_plugin_dock_widget("napari-superres-keras", "Train")
     assert isinstance(upscale, UpscaleWidget) and isinstance(train, TrainWidget)
     assert "Upscale" in dock_u.name and "Train" in dock_t.name
     # the device list comes from the worker: its GPUs if it sees any, and the CPU
@@ -48,18 +48,18 @@ def test_menu_items(make_napari_viewer):
         return [getattr(getattr(item, "command", None), "id", None) for item in app.menus.get_menu(menu_id)]
 
     assert COMMAND_ID in menu_commands("napari/layers/transform")  # Layers > Transform, from the manifest
-    viewer.window.add_plugin_dock_widget("napari-superres", "Upscale")
+    viewer.window.add_plugin_dock_widget("napari-superres-keras", "Upscale")
     assert COMMAND_ID in menu_commands("napari/layers/context")  # the layer list's right-click menu
     assert menu_commands("napari/layers/context").count(COMMAND_ID) == 1
-    viewer.window.add_plugin_dock_widget("napari-superres", "Train")
+    viewer.window.add_plugin_dock_widget("napari-superres-keras", "Train")
     assert menu_commands("napari/layers/context").count(COMMAND_ID) == 1  # added once
 
 
 def test_sample_data(make_napari_viewer):
     viewer = make_napari_viewer()
-    photo = viewer.open_sample("napari-superres", "low_res_photo")[0]
+    photo = viewer.open_sample("napari-superres-keras", "low_res_photo")[0]
     assert photo.rgb and photo.data.shape == (150, 225, 3) and photo.data.dtype == np.uint8
-    stack = viewer.open_sample("napari-superres", "focal_stack")[0]
+    stack = viewer.open_sample("napari-superres-keras", "focal_stack")[0]
     assert stack.data.shape == (12, 256, 256) and stack.data.dtype == np.uint8
     assert tuple(stack.scale) == (2.0, 0.5, 0.5)
     # a focal series: the middle slices are the sharpest (most high-frequency energy)

@@ -28,8 +28,8 @@ def _photos(folder: Path, size: int = 96) -> Path:
 @pytest.fixture
 def train_widget(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    _, upscale = viewer.window.add_plugin_dock_widget("napari-superres", "Upscale")
-    _, train = viewer.window.add_plugin_dock_widget("napari-superres", "Train")
+    _, upscale = viewer.window.add_plugin_dock_widget("napari-superres-keras", "Upscale")
+    _, train = viewer.window.add_plugin_dock_widget("napari-superres-keras", "Train")
     return viewer, upscale, train
 
 
@@ -161,6 +161,59 @@ def test_stop_training_keeps_the_model(qtbot, train_widget, tmp_path, notes):
     assert path.is_file()
     assert str(path) in list(upscale._model.choices)
     assert widget._start.enabled and not widget._stop.enabled
+
+
+
+def _train_and_wait(qtbot, widget):
+    assert widget.start() is not None or widget._start_when_ready
+    qtbot.waitUntil(lambda: widget._worker is not None and widget.state.running, timeout=60_000)
+    qtbot.waitUntil(lambda: not widget.state.running, timeout=600_000)
+
+
+def test_train_twice_in_one_widget(qtbot, train_widget, tmp_path, notes):
+    """A second Start in the same widget: a new run with its own settings, plot and model."""
+    from napari_superres.models.catalog import user_models_dir
+
+    _, upscale, widget = train_widget
+    _set_folder(qtbot, widget, _photos(tmp_path / "photos"))
+    _tiny_settings(widget, epochs=1, steps=2, name="first-run")
+    _train_and_wait(qtbot, widget)
+    assert notes.errors() == [] and widget._status.value.startswith("Finished"), widget._status.value
+    assert widget._plot.epochs == [1]
+
+    _tiny_settings(widget, epochs=2, steps=2, name="second-run")
+    _train_and_wait(qtbot, widget)
+
+    assert notes.errors() == []
+    assert widget._status.value.startswith("Finished: saved 'second-run'"), widget._status.value
+    assert widget._plot.epochs == [1, 2]  # the plot starts over for the new run
+    for name in ("first-run", "second-run"):
+        path = (user_models_dir() / f"{name}.keras").resolve()
+        assert path.is_file() and str(path) in list(upscale._model.choices)
+    assert widget._epochs.value == 2  # the Epochs box is still the box, holding the user's value
+    assert widget._start.enabled and not widget._stop.enabled
+
+
+def test_train_after_stop(qtbot, train_widget, tmp_path, notes):
+    from napari_superres.models.catalog import user_models_dir
+
+    _, _, widget = train_widget
+    _set_folder(qtbot, widget, _photos(tmp_path / "photos"))
+    _tiny_settings(widget, epochs=500, steps=10, name="stopped-first")
+    widget.start()
+    qtbot.waitUntil(lambda: widget.state.running and widget.state.done > 0, timeout=300_000)
+    widget.stop()
+    qtbot.waitUntil(lambda: not widget.state.running, timeout=120_000)
+    assert any("Training stopped" in m for m in notes.messages), notes.messages
+
+    _tiny_settings(widget, epochs=1, steps=2, name="after-stop")
+    _train_and_wait(qtbot, widget)
+
+    assert notes.errors() == []
+    assert widget._status.value.startswith("Finished: saved 'after-stop'"), widget._status.value
+    assert widget._plot.epochs == [1]
+    assert (user_models_dir() / "stopped-first.keras").is_file()
+    assert (user_models_dir() / "after-stop.keras").is_file()
 
 
 def test_rename_and_delete_user_models(qtbot, train_widget, models, monkeypatch):

@@ -163,8 +163,8 @@ def test_menu_command_uses_last_settings(qtbot, upscale_widget, models, notes):
     viewer.layers.selection = {a, b, viewer.layers["labels"]}
     app = napari_app()
     context_items = [getattr(getattr(i, "command", None), "id", None) for i in app.menus.get_menu("napari/layers/context")]
-    assert "napari-superres.upscale_selected" in context_items
-    app.commands.execute_command("napari-superres.upscale_selected")
+    assert "napari-superres-keras.upscale_selected" in context_items
+    app.commands.execute_command("napari-superres-keras.upscale_selected")
     qtbot.waitUntil(lambda: len(viewer.layers) == n_layers + 2 and not _upscale.ACTIVE_RUNS, timeout=120_000)
 
     assert notes.errors() == []
@@ -197,9 +197,8 @@ def test_only_image_layers_offered(upscale_widget):
     "data, expected",
     [
         (np.array([[np.nan, 1.0], [2.0, 3.0]] * 8, np.float32), "NaN"),
-        (np.zeros((1, 1), np.uint8), "too small"),
     ],
-    ids=["nan", "1x1"],
+    ids=["nan"],  # a 1x1 layer is upscaled: test_tiny_layers_with_a_shipped_model
 )
 def test_bad_layers_are_refused_clearly(qtbot, upscale_widget, models, notes, data, expected):
     viewer, widget = upscale_widget
@@ -269,3 +268,46 @@ def test_generator_runs_synchronously(models):
     assert kind == "image" and meta["name"] == "plain (x2 nearest-gray-x2)"
     np.testing.assert_array_equal(out, nearest2(data))
     assert tuple(meta["scale"]) == (1.0, 0.25, 0.25)
+
+
+def test_upscale_twice_in_one_widget(qtbot, upscale_widget, models, notes):
+    """Run pressed again on the same layer, then on another: each run adds its own complete layer."""
+    viewer, widget = upscale_widget
+    gray = np.random.default_rng(2).integers(0, 255, size=(40, 56), dtype=np.uint8)
+    layer = viewer.add_image(gray, name="gray")
+    widget._image.value = layer
+    browse(qtbot, widget, models["nearest-gray-x2"])
+
+    run_and_wait(qtbot, widget)
+    run_and_wait(qtbot, widget)
+    other = viewer.add_image(gray[::-1].copy(), name="flipped")
+    widget._image.value = other
+    run_and_wait(qtbot, widget)
+
+    assert notes.errors() == []
+    outputs = viewer.layers[-4:]
+    assert [out.name for out in outputs] == [
+        "gray (x2 nearest-gray-x2)", "gray (x2 nearest-gray-x2) [1]", "flipped", "flipped (x2 nearest-gray-x2)",
+    ]
+    for out, source in ((outputs[0], gray), (outputs[1], gray), (outputs[3], gray[::-1])):
+        np.testing.assert_array_equal(out.data, nearest2(source))
+    assert widget._run.enabled and not widget._cancel.enabled
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7, 3), (2, 2, 3)], ids=["1x1 gray", "1x7 RGB", "2x2 RGB"])
+def test_tiny_layers_with_a_shipped_model(qtbot, upscale_widget, notes, shape):
+    """Images smaller than the model's context are upscaled in napari as by the API and the CLI."""
+    viewer, widget = upscale_widget
+    img = np.random.default_rng(3).integers(0, 255, size=shape, dtype=np.uint8)
+    widget._image.value = viewer.add_image(img, name="tiny", rgb=len(shape) == 3)
+    widget._model.value = next(v for v in widget._model.choices if v.endswith("espcn-x2.keras"))
+
+    run_and_wait(qtbot, widget)
+
+    assert notes.errors() == []
+    out = viewer.layers[-1]
+    assert out.name == "tiny (x2 espcn-x2)"
+    assert out.data.shape == (2 * shape[0], 2 * shape[1]) + shape[2:] and out.data.dtype == np.uint8
+    if shape == (1, 1):  # one pixel is a flat picture: kept, within what the model does at any image's border
+        assert np.abs(out.data.astype(int) - int(img[0, 0])).max() <= 3
+    assert np.abs(out.data.mean(axis=(0, 1)) - img.mean(axis=(0, 1))).max() < 3  # its mean colour stays

@@ -8,7 +8,7 @@ app-model's public API, once, when the plugin's widgets load.
 
 from __future__ import annotations
 
-COMMAND_ID = "napari-superres.upscale_selected"
+COMMAND_ID = "napari-superres-keras.upscale_selected"
 CONTEXT_MENU = "napari/layers/context"
 
 

@@ -74,7 +74,7 @@ class TrainWidget(Container):
         self._start_when_ready = False
         self._alive = True  # False once the Qt widget is gone (late background results are dropped)
         self._out_path: Path | None = None
-        self._epochs_seen, self._epochs, self._end_status = 0, 0, ""
+        self._epochs_seen, self._epochs_total, self._end_status = 0, 0, ""
         self.state = RunState()
 
         self._folder = FileEdit(label="Data folder", mode="d", value="")
@@ -294,7 +294,7 @@ class TrainWidget(Container):
         cancel.worker = worker
         worker.cancel_event = cancel_event
         self._out_path = Path(config["out"])
-        self._epochs_seen, self._epochs, self._end_status = 0, config["epochs"], ""
+        self._epochs_seen, self._epochs_total, self._end_status = 0, config["epochs"], ""
         self._plot.clear()
         self.state.done = self.state.total = 0
         self._pbar = NapariProgress(f"napari-superres: training {Path(config['out']).stem}")
@@ -336,13 +336,13 @@ class TrainWidget(Container):
             self._epochs_seen += 1
             if self._alive:
                 self._plot.add_epoch(event)
-            parts = [f"Epoch {int(event.get('epoch', self._epochs_seen))}/{self._epochs}"]
+            parts = [f"Epoch {int(event.get('epoch', self._epochs_seen))}/{self._epochs_total}"]
             for key, fmt in (("loss", "loss {:.4f}"), ("val_psnr", "PSNR {:.2f} dB"), ("bicubic_psnr", "bicubic {:.2f} dB")):
                 if isinstance(event.get(key), (int, float)):
                     parts.append(fmt.format(event[key]))
             self.state.message = ", ".join(parts)
         elif kind == "start":
-            self._epochs = int(event.get("epochs", self._epochs))
+            self._epochs_total = int(event.get("epochs", self._epochs_total))
             self.state.message = (
                 f"Training on {event.get('train_images', '?')} images, validating on {event.get('val_images', 0)}..."
             )

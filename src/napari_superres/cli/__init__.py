@@ -26,8 +26,9 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="napari-superres",
         description="Deep-learning super-resolution: upscale images and stacks, train and evaluate models.",
+        epilog="Installed from the napari-superres-keras distribution (pip install napari-superres-keras).",
     )
-    parser.add_argument("--version", action="version", version=f"napari-superres {__version__}")
+    parser.add_argument("--version", action="version", version=f"napari-superres (napari-superres-keras) {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module in SUBCOMMANDS.items():

@@ -134,7 +134,7 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT_S):
         from distributed import Client
     except ImportError:
         raise SuperResError(
-            "--scheduler needs the 'distributed' package: pip install 'napari-superres[distributed]'"
+            "--scheduler needs the 'distributed' package: pip install 'napari-superres-keras[distributed]'"
         ) from None
     start = time.monotonic()
     try:

@@ -1,4 +1,4 @@
-"""Dask in, Dask out: ``upscale`` on a lazy array, block by block, equal to the in-memory result bit for bit.
+"""Dask in, Dask out: ``upscale`` on a lazy array, block by block, equal to the in-memory result up to float32 rounding.
 
 How the blocks stay identical to the in-memory path:
 

@@ -62,6 +62,15 @@ def bicubic_phase_weights(scale):
     return (w / w.sum(axis=1, keepdims=True)).astype("float32")
 
 
+def _symmetric_pad2(x, axis):
+    """2 pixels of symmetric (half-sample) padding on both sides of ``axis``, for any size: MirrorPad refuses
+    pads larger than the axis, and a 1-pixel axis simply repeats (as ``numpy.pad(..., "symmetric")``)."""
+    n = ops.shape(x)[axis]
+    i = ops.arange(-2, n + 2, dtype="int32")
+    i = ops.where(i < 0, -i - 1, ops.where(i >= n, 2 * n - 1 - i, i))
+    return ops.take(x, ops.clip(i, 0, n - 1), axis=axis)
+
+
 @_register
 class BicubicUpsample(keras.layers.Layer):
     """Bicubic upsampling by an integer factor, identical on every Keras backend.
@@ -69,7 +78,7 @@ class BicubicUpsample(keras.layers.Layer):
     ``UpSampling2D(interpolation="bicubic")`` follows each backend's own resize (PyTorch uses a different
     cubic kernel), so a model trained on one backend would shift slightly on another. This layer is a fixed
     5x5 depthwise convolution per output phase followed by a pixel shuffle, with symmetric edge padding as
-    MATLAB's ``imresize``. It has no weights; its output at a pixel depends on the 2 LR pixels around it.
+    MATLAB's ``imresize`` (any input size, 1x1 included). It has no weights; its output at a pixel depends on the 2 LR pixels around it.
     """
 
     def __init__(self, scale, **kwargs):
@@ -87,7 +96,7 @@ class BicubicUpsample(keras.layers.Layer):
     def call(self, x):
         r = self.scale
         c = x.shape[-1]
-        x = ops.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="symmetric")
+        x = _symmetric_pad2(_symmetric_pad2(x, axis=1), axis=2)
         y = ops.depthwise_conv(x, self._kernel, strides=1, padding="valid")  # channels c*r*r + phase
         shape = ops.shape(y)
         h, w = shape[1], shape[2]

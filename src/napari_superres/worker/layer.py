@@ -99,9 +99,8 @@ def _image_data(layer):
     shape = tuple(int(s) for s in data.shape)
     if 0 in shape:
         raise InputError(f"{name!r} is empty (shape {shape}); there is nothing to upscale")
-    spatial = shape[-3:-1] if rgb else shape[-2:]
-    if len(shape) < (3 if rgb else 2) or min(spatial) < 2:
-        raise InputError(f"{name!r} is too small to upscale (shape {shape}); it needs at least 2 x 2 pixels")
+    if len(shape) < (3 if rgb else 2):  # any size of Y and X is fine, 1 x 1 included (as in the API and CLI)
+        raise InputError(f"{name!r} has no Y and X axes to upscale (shape {shape})")
     kind = np.dtype(data.dtype).kind
     if kind not in "iuf":
         raise InputError(f"{name!r} has data of type {data.dtype}; only integer and float images can be upscaled")
