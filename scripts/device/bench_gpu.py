@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+import traceback
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np  # noqa: E402
@@ -63,8 +64,7 @@ def main(argv=None):
     import jax
     import keras
 
-    from napari_superres.benchmark import Matmul, count_macs, machine, time_calls, with_options
-    from napari_superres.engine.tiling import predict_tiled
+    from napari_superres.benchmark import Matmul, machine, time_calls
 
     report = {"machine": {**machine(), "devices": [str(d) for d in jax.devices()]}, "size": args.size,
               "tile": args.tile, "matmul": {}, "models": []}
@@ -77,9 +77,28 @@ def main(argv=None):
     for name, arch, options, precisions, tiled in MODELS:
         if args.models and name not in args.models.split(","):
             continue
-        base = load(name, arch, options)
-        if base is None:
-            continue
+        try:
+            measure(report, name, arch, options, precisions, tiled, img, args)
+        except Exception:  # one model's failure must not cost the others their figures
+            log(f"{name}: FAILED\n{traceback.format_exc()}")
+        keras.backend.clear_session()
+        write(report, args.output)  # after each model: a run stopped at its time limit keeps what it measured
+    print(json.dumps(report, indent=1))
+
+
+def write(report, path):
+    if path:
+        with open(path + ".tmp", "w") as f:
+            f.write(json.dumps(report, indent=1))
+        os.replace(path + ".tmp", path)
+
+
+def measure(report, name, arch, options, precisions, tiled, img, args):
+    from napari_superres.benchmark import count_macs, time_calls, with_options
+    from napari_superres.engine.tiling import predict_tiled
+
+    base = load(name, arch, options)
+    if base is not None:
         macs = count_macs(base.keras_model, args.size, args.size)
         for precision in precisions:
             srm = with_options(base, precision)
@@ -96,12 +115,6 @@ def main(argv=None):
                        "output_mp_s": round(mp, 1), "gmacs": round(macs / 1e9, 1), "efficiency": round(eff, 3)}
                 report["models"].append(row)
                 log(f"{name} {precision} {mode}: {mp:.1f} MP/s, efficiency {eff:.2f}")
-        keras.backend.clear_session()
-    text = json.dumps(report, indent=1)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text)
-    print(text)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,15 @@
 # The prepared device run: train the whole zoo on the GPU (Keras on JAX, mixed bfloat16), then bench it there.
 # Run from the repository root on the device machine, with .device/ (scripts/device/pack.py) carried:
 #     bash scripts/device/run.sh            # writes into $OUT (the device's), else runs/device/
-# Budget: DEADLINE seconds in all (default 480), of which BENCH_SECONDS (default 60) are kept for the bench.
+# Budget: DEADLINE seconds in all (default 500), of which BENCH_SECONDS (default 55) are kept for the bench.
 # DATA (default .device/data) is the packed training data; BENCH_ARGS go to bench_gpu.py, arguments to train_gpu.py.
 # See docs/device-run.md for what comes back and how it becomes shipped models.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-runs/device}
 mkdir -p "$OUT"
-DEADLINE=${DEADLINE:-480}
-BENCH_SECONDS=${BENCH_SECONDS:-60}
+DEADLINE=${DEADLINE:-500}
+BENCH_SECONDS=${BENCH_SECONDS:-55}
 DATA=${DATA:-.device/data}
 PY=${PYTHON:-python3}
 export KERAS_BACKEND=jax

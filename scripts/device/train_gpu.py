@@ -5,7 +5,8 @@
 Each model trains for a wall-clock budget (counted after its XLA compile) on random patches: bicubic LR from
 the packed photos (``pack.py``), or microscope LR (binning, shot and read noise) from simulated and real
 fluorescence. Where the shipped model of the same name and architecture exists, training resumes from its
-weights, so GPU time adds to what earlier runs did. The learning rate follows a cosine over the budget.
+weights, so GPU time adds to what earlier runs did. The learning rate follows a cosine over the budget from the trainer's default for the architecture (a quarter
+of it for a resumed model).
 
 Everything lands in OUT as it is made, so a run cut short still yields every model it reached:
 ``<group>.tar`` (one ``<name>.weights.h5`` per model, rewritten atomically at each checkpoint) and
@@ -24,6 +25,7 @@ import sys
 import tarfile
 import threading
 import time
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -44,19 +46,19 @@ ZOO = [
     ("edsr-x2", "photo", "photo", "edsr", 2, EDSR_CPU, 70, 64, "edsr-x2"),
     ("span-x2", "span", "photo", "span", 2, SPAN_QUALITY, 50, 64, None),
     ("span-fast-x2", "span", "photo", "span", 2, SPAN_FAST, 35, 64, None),
-    ("fluo-edsr-x2", "microscopy", "microscopy", "edsr", 2, EDSR_CPU, 40, 32, None),
-    ("fluo-espcn-x2", "microscopy", "microscopy", "espcn", 2, {}, 15, 32, None),
-    ("edsr-x4", "photo", "photo", "edsr", 4, EDSR_CPU, 35, 32, "edsr-x4"),
-    ("fluo-edsr-x4", "microscopy", "microscopy", "edsr", 4, EDSR_CPU, 30, 32, None),
-    ("fluo-espcn-x4", "microscopy", "microscopy", "espcn", 4, {}, 15, 32, None),
-    ("span-x4", "span", "photo", "span", 4, SPAN_QUALITY, 30, 32, None),
-    ("espcn-x2", "fast", "photo", "espcn", 2, {}, 10, 64, "espcn-x2"),
-    ("espcn-x4", "fast", "photo", "espcn", 4, {}, 10, 32, "espcn-x4"),
-    ("edsr-x3", "photo", "photo", "edsr", 3, EDSR_CPU, 20, 32, "edsr-x3"),
-    ("espcn-x3", "fast", "photo", "espcn", 3, {}, 8, 64, "espcn-x3"),
+    ("fluo-edsr-x2", "microscopy", "microscopy", "edsr", 2, EDSR_CPU, 35, 32, None),
+    ("fluo-espcn-x2", "microscopy", "microscopy", "espcn", 2, {}, 12, 32, None),
+    ("edsr-x4", "photo", "photo", "edsr", 4, EDSR_CPU, 30, 32, "edsr-x4"),
+    ("fluo-edsr-x4", "microscopy", "microscopy", "edsr", 4, EDSR_CPU, 25, 32, None),
+    ("fluo-espcn-x4", "microscopy", "microscopy", "espcn", 4, {}, 12, 32, None),
+    ("span-x4", "span", "photo", "span", 4, SPAN_QUALITY, 25, 32, None),
+    ("espcn-x2", "fast", "photo", "espcn", 2, {}, 8, 64, "espcn-x2"),
+    ("espcn-x4", "fast", "photo", "espcn", 4, {}, 8, 32, "espcn-x4"),
+    ("edsr-x3", "photo", "photo", "edsr", 3, EDSR_CPU, 15, 32, "edsr-x3"),
+    ("espcn-x3", "fast", "photo", "espcn", 3, {}, 6, 64, "espcn-x3"),
 ]
 LR_PATCH = 48
-PEAK_LR, RESUME_LR = 4e-4, 1e-4
+RESUME_FACTOR = 0.25  # a resumed model starts its cosine at a quarter of the from-scratch peak
 
 
 def log(msg):
@@ -152,7 +154,9 @@ def train_one(row, data, outbox, budget, shipped):
     entry = {"arch": arch, "scale": scale, "options": options, "domain": domain, "channels": data.channels, "batch": batch,
              "lr_patch": LR_PATCH, "precision": "mixed_bfloat16", "steps_before": 0, "curve": [],
              "warm_start": None, "budget_seconds": round(budget, 1)}
-    peak = PEAK_LR
+    from napari_superres.training.config import DEFAULT_LEARNING_RATE, FALLBACK_LEARNING_RATE
+
+    peak = DEFAULT_LEARNING_RATE.get(arch, FALLBACK_LEARNING_RATE)
     if init and (shipped / f"{init}.keras").exists():
         from napari_superres.models.description import read_description
 
@@ -163,7 +167,7 @@ def train_one(row, data, outbox, budget, shipped):
             entry["warm_start"] = init
             entry["steps_before"] = int(desc.get("training", {}).get("steps", 0))
             entry["history_before"] = desc.get("training", {})
-            peak = RESUME_LR
+            peak *= RESUME_FACTOR
     model.compile(optimizer=keras.optimizers.Adam(peak), loss="mae")
     validate = data.validator(scale)
     entry["curve"].append([entry["steps_before"], validate(model)])
@@ -198,7 +202,7 @@ def main(argv=None):
     wanted = args.only.split(",") if args.only else None
     rows = [r for r in ZOO if wanted is None or r[0] in wanted]
     photos = microscopy = None
-    outbox = Outbox(args.out)
+    outbox, failed = Outbox(args.out), []
     for i, row in enumerate(rows):
         left = args.deadline - args.reserve - (time.monotonic() - START)
         # Later models need their compile time too: ~20 s each is set aside from what is left.
@@ -214,8 +218,13 @@ def main(argv=None):
 
             microscopy = microscopy or MicroscopyPairs(args.data, pool=args.micro_pool)
             data = microscopy
-        train_one(row, data, outbox, budget, args.shipped)
-    log("all done")
+        try:
+            train_one(row, data, outbox, budget, args.shipped)
+        except Exception:  # one model's failure must not cost the others their turn on the GPU
+            failed.append(row[0])
+            log(f"{row[0]}: FAILED\n{traceback.format_exc()}")
+    log(f"all done{'; failed: ' + ', '.join(failed) if failed else ''}")
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
