@@ -10,15 +10,15 @@ resumed model) and this one, with validation PSNR on the run's crops against ste
 """
 
 import argparse
+import io
 import json
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCRIPTS))
-from train_zoo import DEFAULT_CORPUS, WEIGHTS, build, finish_model  # noqa: E402
+from train_zoo import DEFAULT_CORPUS, WEIGHTS, finish_model  # noqa: E402
 from zoo_data import load_corpus  # noqa: E402
 
 
@@ -28,17 +28,15 @@ CURVE_IMAGES = {
 }
 
 
-def trained_weights(run_dir: Path, name: str, entry: dict):
-    """The weights of ``name`` from the run's tar files, as a list of arrays of the training-time model."""
+def trained_weights(run_dir: Path, name: str):
+    """The weights of ``name`` (training-time model) from the run's tar files: a list of arrays, or None."""
+    import numpy as np
+
     for tar_path in sorted(run_dir.glob("*.tar")):
         with tarfile.open(tar_path) as t:
-            if f"{name}.weights.h5" not in t.getnames():
-                continue
-            with tempfile.TemporaryDirectory() as tmp:
-                t.extract(f"{name}.weights.h5", tmp)
-                model = build(entry["arch"], entry["scale"], entry["options"], "float32", entry.get("channels", 3))
-                model.load_weights(Path(tmp) / f"{name}.weights.h5")
-                return model.get_weights()
+            if f"{name}.npz" in t.getnames():
+                arrays = np.load(io.BytesIO(t.extractfile(f"{name}.npz").read()))
+                return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
     return None
 
 
@@ -72,7 +70,7 @@ def main(argv=None):
     for name, entry in history.items():
         if name not in wanted:
             continue
-        weights = trained_weights(args.run_dir, name, entry)
+        weights = trained_weights(args.run_dir, name)
         if weights is None:
             print(f"{name}: no weights in {args.run_dir}", flush=True)
             continue

@@ -9,7 +9,7 @@ weights, so GPU time adds to what earlier runs did. The learning rate follows a 
 of it for a resumed model).
 
 Everything lands in OUT as it is made, so a run cut short still yields every model it reached:
-``<group>.tar`` (one ``<name>.weights.h5`` per model, rewritten atomically at each checkpoint) and
+``<group>.tar`` (one ``<name>.npz`` of weight arrays per model, rewritten atomically at each checkpoint) and
 ``history.json`` (per model: steps, seconds, compile seconds, loss and validation PSNR against steps).
 ``import_weights.py`` turns them into shipped models (float32, validated on whole photos, described, carded).
 ``--deadline`` bounds the whole run: models are trained in ``ZOO`` order (most used first) and each budget is
@@ -51,7 +51,7 @@ ZOO = [
     ("edsr-x4", "photo", "photo", "edsr", 4, EDSR_CPU, 30, 32, "edsr-x4"),
     ("fluo-edsr-x4", "microscopy", "microscopy", "edsr", 4, EDSR_CPU, 25, 32, None),
     ("fluo-espcn-x4", "microscopy", "microscopy", "espcn", 4, {}, 12, 32, None),
-    ("span-x4", "span", "photo", "span", 4, SPAN_QUALITY, 25, 32, None),
+    ("span-x4", "span4", "photo", "span", 4, SPAN_QUALITY, 25, 32, None),
     ("espcn-x2", "fast", "photo", "espcn", 2, {}, 8, 64, "espcn-x2"),
     ("espcn-x4", "fast", "photo", "espcn", 4, {}, 8, 32, "espcn-x4"),
     ("edsr-x3", "photo", "photo", "edsr", 3, EDSR_CPU, 15, 32, "edsr-x3"),
@@ -80,23 +80,24 @@ class Outbox:
         os.replace(tmp, self.out / name)
 
     def save_weights(self, group, name, model):
-        path = self.out / f".{name}.weights.h5"
-        model.save_weights(path)
+        # The model's weights alone, as arrays (a .weights.h5 of a compiled model carries the optimizer's state
+        # too, three times the size: the device brings back at most 16 MiB a file).
+        buf = io.BytesIO()
+        np.savez(buf, *[np.asarray(w, np.float32) for w in model.get_weights()])
         with self.lock:
             tar_path = self.out / f"{group}.tar"
             members = {}
             if tar_path.exists():
                 with tarfile.open(tar_path) as t:
                     members = {m.name: t.extractfile(m).read() for m in t.getmembers()}
-            members[f"{name}.weights.h5"] = path.read_bytes()
-            buf = io.BytesIO()
-            with tarfile.open(fileobj=buf, mode="w") as t:
+            members[f"{name}.npz"] = buf.getvalue()
+            tar_buf = io.BytesIO()
+            with tarfile.open(fileobj=tar_buf, mode="w") as t:
                 for member, data in sorted(members.items()):
                     info = tarfile.TarInfo(member)
                     info.size = len(data)
                     t.addfile(info, io.BytesIO(data))
-            self._replace(tar_path.name, buf.getvalue())
-        path.unlink()
+            self._replace(tar_path.name, tar_buf.getvalue())
 
     def record(self, name, entry):
         with self.lock:

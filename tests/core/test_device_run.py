@@ -66,7 +66,7 @@ def test_device_run_trains_checkpoints_and_benches(device_run):
         assert entry["steps"] > entry["steps_before"]
         assert len(entry["curve"]) >= 2 and all(np.isfinite(psnr) for _, psnr in entry["curve"])
         with tarfile.open(out / group) as t:
-            assert f"{name}.weights.h5" in t.getnames()
+            assert f"{name}.npz" in t.getnames()
     bench = json.loads((out / "bench.json").read_text())
     assert set(bench["matmul"]) == {"float32", "bfloat16"}
     rows = {(r["model"], r["precision"], r["mode"]) for r in bench["models"]}
