@@ -238,63 +238,21 @@ def _layer_macs(layer, inp, out):
 
 
 def with_options(srm, precision: str = "float32", jit: bool = False):
-    """The same model (same weights) computing in ``precision`` ("float32" or "bfloat16"), with XLA
-    ``jit_compile`` if asked. bfloat16 is Keras's ``mixed_bfloat16`` policy: bfloat16 arithmetic, float32
-    weights; the shipped architectures keep their bicubic skip and output in float32."""
+    """The same model (same weights) computing in ``precision`` (see :mod:`.models.precision`), with XLA
+    ``jit_compile`` if asked (on a copy: the precision variants are shared with the engine)."""
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision == "float32" and not jit:
-        return srm
+    from .models.precision import with_precision
+
+    variant = with_precision(srm, precision)
+    if not jit:
+        return variant
     import keras
 
-    source = srm.keras_model
-    if precision == "bfloat16":
-        model = _rebuild_mixed(srm) or _clone_mixed(source)
-    else:
-        model = keras.models.clone_model(source)
-        model.set_weights(source.get_weights())
-    if jit:
-        model.jit_compile = True
-    return replace(srm, keras_model=model)
-
-
-def _rebuild_mixed(srm):
-    """A shipped architecture rebuilt under the mixed_bfloat16 policy (it knows which layers stay float32)."""
-    import keras
-
-    from .models.registry import ARCHITECTURES, build_model
-
-    desc = srm.description or {}
-    if desc.get("architecture") not in ARCHITECTURES:
-        return None
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = build_model(desc["architecture"], srm.scale, srm.channels, **(desc.get("options") or {}))
-        model.set_weights(srm.keras_model.get_weights())
-    except (ModelError, ValueError):
-        return None
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    return model
-
-
-def _clone_mixed(model):
-    """Any functional model with its arithmetic layers switched to mixed_bfloat16 (the rest stays float32)."""
-    import keras
-
-    heavy = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.DepthwiseConv2D,
-             keras.layers.SeparableConv2D, keras.layers.Dense)
-
-    def clone(layer):
-        config = layer.get_config()
-        if isinstance(layer, heavy):
-            config["dtype"] = "mixed_bfloat16"
-        return layer.__class__.from_config(config)
-
-    mixed = keras.models.clone_model(model, clone_function=clone)
-    mixed.set_weights(model.get_weights())
-    return mixed
+    model = keras.models.clone_model(variant.keras_model)
+    model.set_weights(variant.keras_model.get_weights())
+    model.jit_compile = True
+    return replace(variant, keras_model=model, variants={})
 
 
 # ------------------------------------------------------------------------------------------------ timing
