@@ -390,7 +390,7 @@ def quality_section(models, images) -> list:
         t0 = time.perf_counter()
         scores = []
         for _, hr, lr in samples:
-            out = upscale(lr, srm)
+            out = upscale(lr, srm, precision="float32")  # the reference arithmetic
             scores.append((psnr(hr, out, scale=s), ssim(hr, out, scale=s)))
         p, q = np.mean(scores, axis=0)
         rows.append({
@@ -464,7 +464,7 @@ def tiling_section(srm, config: BenchConfig) -> dict:
     result = {"model": srm.name, "scale": srm.scale, "input": f"{side}x{side}", "tile": tile}
     outputs, calls = {}, {}
     for mode, t in (("tiled", tile), ("whole", 0)):
-        calls[mode] = lambda t=t: upscale(lr, srm, tile=t)
+        calls[mode] = lambda t=t: upscale(lr, srm, tile=t, precision="float32")
         outputs[mode] = calls[mode]()  # the first call traces the model for this shape
     for mode, t in time_calls(calls, warmup=0, repeats=max(1, config.repeats // 2)).items():
         result[mode] = {"seconds": t.wall, "cpu_seconds": t.cpu, "mp_per_s": (side * srm.scale) ** 2 / 1e6 / t.wall}
@@ -586,10 +586,10 @@ def _child(task: dict) -> dict:
     srm = load_model(task["model"])
     if task["task"] == "memory":  # peak resident memory of one upscale, above the loaded model's baseline
         lr = np.load(task["lr"])
-        upscale(lr[:32, :32], srm, tile=0)  # the backend's kernels and threads, set up once
+        upscale(lr[:32, :32], srm, tile=0, precision="float32")  # the backend's kernels and threads, set up once
         baseline = psutil.Process().memory_info().rss
         with PeakRSS() as mem:
-            upscale(lr, srm, tile=task["tile"])
+            upscale(lr, srm, tile=task["tile"], precision="float32")
         return {"baseline": baseline, "peak": mem.peak}
     x = np.load(task["x"])  # "speed": the model and a float32 matmul, alternating
     matmul = Matmul(task["matmul_n"], "float32")
