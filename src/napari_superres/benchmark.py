@@ -51,7 +51,7 @@ CORPUS = Path(os.environ.get("NAPARI_SUPERRES_CORPUS", Path.home() / ".cache" / 
 # scikit-image's bundled colour photographs: the fallback quality set and the source of the speed input.
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 PRECISIONS = ("float32", "bfloat16")
-SECTIONS = ("quality", "speed", "tiling", "options")
+SECTIONS = ("quality", "speed", "tiling", "options", "peers")
 
 
 @dataclass
@@ -578,6 +578,10 @@ def run_child(task: dict, arrays: dict, env: Optional[dict] = None) -> dict:
 
 
 def _child(task: dict) -> dict:
+    if task["task"] == "peers":  # PyTorch and ONNX Runtime (this child runs Keras on torch)
+        from .benchmark_peers import peer_child
+
+        return peer_child(task)
     import psutil
 
     from .engine.api import upscale
@@ -679,9 +683,30 @@ def run_bench(config: BenchConfig) -> dict:
         # the options for the models of the smallest scale measured (the fast and the quality model at x2)
         smallest = min(m.scale for m in models)
         result["options"] = options_section([m for m in models if m.scale == smallest], config, matmuls)
+    if "peers" in config.sections:
+        result["peers"] = _peers(models, config)
     result["machine"]["load_average_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     result["seconds"] = time.perf_counter() - started
     return result
+
+
+def _peers(models, config: BenchConfig) -> dict:
+    """Our float32 and auto-precision calls timed here, then the peers in a child (see benchmark_peers)."""
+    from .benchmark_peers import missing_packages, peers_section
+    from .engine.precision import resolve
+
+    ours, chosen = {}, {}
+    if len(missing_packages()) < 2:
+        for srm in models:
+            _, x = _speed_input(srm, config.size)
+            auto, choice = resolve(srm, "auto")
+            chosen[srm.name] = str(choice)
+            log(f"peers: {srm.name} ours (float32, auto: {choice.precision})")
+            ours[srm.name] = time_calls({"float32": lambda: srm.predict(x), "auto": lambda: auto.predict(x)},
+                                        warmup=2, repeats=config.repeats)
+    section = peers_section(models, config, ours)
+    section["auto"] = chosen
+    return section
 
 
 # --------------------------------------------------------------------------------------------- printing
@@ -720,6 +745,10 @@ def format_report(r: dict) -> str:
         out += _tiling_table(r["tiling"])
     if r.get("options"):
         out += _options_table(r["options"], cfg)
+    if r.get("peers"):
+        from .benchmark_peers import format_peers
+
+        out += format_peers(r["peers"], cfg)
     return "\n".join(out)
 
 

@@ -222,7 +222,7 @@ def upscale_numpy(
     if not np.isfinite(y).all():
         raise ModelError(f"The model produced {int((~np.isfinite(y)).sum())} NaN/inf values; it cannot be used on this image.")
     y = unfold_channels(y, plan, x.shape[0], None if alpha is None else _bicubic(alpha, scale))
-    return from_batches(norm.inverse(y, data.dtype), layout, scale)
+    return from_batches(norm.inverse(y, data.dtype, overwrite=True), layout, scale)
 
 
 def upscaled_shape(shape: Sequence[int], scale: int, axes: Optional[str] = None) -> Tuple[int, ...]:

@@ -62,6 +62,17 @@ def bicubic_phase_weights(scale):
     return (w / w.sum(axis=1, keepdims=True)).astype("float32")
 
 
+def _symmetric_pad(x, axis):
+    """Two pixels on both sides of ``axis`` (1 or 2), mirrored with the edge repeated (MATLAB's symmetric).
+    Built from slices: Keras's torch backend pads "symmetric" as "edge"; slices are the same everywhere."""
+    def cut(start, stop):
+        return x[:, start:stop] if axis == 1 else x[:, :, start:stop]
+
+    before = ops.flip(cut(0, 2), axis=axis)
+    after = ops.flip(cut(-2, None), axis=axis)
+    return ops.concatenate([before, x, after], axis=axis)
+
+
 @_register
 class BicubicUpsample(keras.layers.Layer):
     """Bicubic upsampling by an integer factor, identical on every Keras backend.
@@ -87,7 +98,7 @@ class BicubicUpsample(keras.layers.Layer):
     def call(self, x):
         r = self.scale
         c = x.shape[-1]
-        x = ops.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="symmetric")
+        x = _symmetric_pad(_symmetric_pad(x, 1), 2)
         y = ops.depthwise_conv(x, self._kernel, strides=1, padding="valid")  # channels c*r*r + phase
         shape = ops.shape(y)
         h, w = shape[1], shape[2]
