@@ -51,7 +51,7 @@ CORPUS = Path(os.environ.get("NAPARI_SUPERRES_CORPUS", Path.home() / ".cache" / 
 # scikit-image's bundled colour photographs: the fallback quality set and the source of the speed input.
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 PRECISIONS = ("float32", "bfloat16")
-SECTIONS = ("quality", "speed", "tiling", "options")
+SECTIONS = ("quality", "speed", "tiling", "options", "peers")
 
 
 @dataclass
@@ -238,63 +238,21 @@ def _layer_macs(layer, inp, out):
 
 
 def with_options(srm, precision: str = "float32", jit: bool = False):
-    """The same model (same weights) computing in ``precision`` ("float32" or "bfloat16"), with XLA
-    ``jit_compile`` if asked. bfloat16 is Keras's ``mixed_bfloat16`` policy: bfloat16 arithmetic, float32
-    weights; the shipped architectures keep their bicubic skip and output in float32."""
+    """The same model (same weights) computing in ``precision`` (see :mod:`.models.precision`), with XLA
+    ``jit_compile`` if asked (on a copy: the precision variants are shared with the engine)."""
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision == "float32" and not jit:
-        return srm
+    from .models.precision import with_precision
+
+    variant = with_precision(srm, precision)
+    if not jit:
+        return variant
     import keras
 
-    source = srm.keras_model
-    if precision == "bfloat16":
-        model = _rebuild_mixed(srm) or _clone_mixed(source)
-    else:
-        model = keras.models.clone_model(source)
-        model.set_weights(source.get_weights())
-    if jit:
-        model.jit_compile = True
-    return replace(srm, keras_model=model)
-
-
-def _rebuild_mixed(srm):
-    """A shipped architecture rebuilt under the mixed_bfloat16 policy (it knows which layers stay float32)."""
-    import keras
-
-    from .models.registry import ARCHITECTURES, build_model
-
-    desc = srm.description or {}
-    if desc.get("architecture") not in ARCHITECTURES:
-        return None
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = build_model(desc["architecture"], srm.scale, srm.channels, **(desc.get("options") or {}))
-        model.set_weights(srm.keras_model.get_weights())
-    except (ModelError, ValueError):
-        return None
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    return model
-
-
-def _clone_mixed(model):
-    """Any functional model with its arithmetic layers switched to mixed_bfloat16 (the rest stays float32)."""
-    import keras
-
-    heavy = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.DepthwiseConv2D,
-             keras.layers.SeparableConv2D, keras.layers.Dense)
-
-    def clone(layer):
-        config = layer.get_config()
-        if isinstance(layer, heavy):
-            config["dtype"] = "mixed_bfloat16"
-        return layer.__class__.from_config(config)
-
-    mixed = keras.models.clone_model(model, clone_function=clone)
-    mixed.set_weights(model.get_weights())
-    return mixed
+    model = keras.models.clone_model(variant.keras_model)
+    model.set_weights(variant.keras_model.get_weights())
+    model.jit_compile = True
+    return replace(variant, keras_model=model, variants={})
 
 
 # ------------------------------------------------------------------------------------------------ timing
@@ -432,7 +390,7 @@ def quality_section(models, images) -> list:
         t0 = time.perf_counter()
         scores = []
         for _, hr, lr in samples:
-            out = upscale(lr, srm)
+            out = upscale(lr, srm, precision="float32")  # the reference arithmetic
             scores.append((psnr(hr, out, scale=s), ssim(hr, out, scale=s)))
         p, q = np.mean(scores, axis=0)
         rows.append({
@@ -506,7 +464,7 @@ def tiling_section(srm, config: BenchConfig) -> dict:
     result = {"model": srm.name, "scale": srm.scale, "input": f"{side}x{side}", "tile": tile}
     outputs, calls = {}, {}
     for mode, t in (("tiled", tile), ("whole", 0)):
-        calls[mode] = lambda t=t: upscale(lr, srm, tile=t)
+        calls[mode] = lambda t=t: upscale(lr, srm, tile=t, precision="float32")
         outputs[mode] = calls[mode]()  # the first call traces the model for this shape
     for mode, t in time_calls(calls, warmup=0, repeats=max(1, config.repeats // 2)).items():
         result[mode] = {"seconds": t.wall, "cpu_seconds": t.cpu, "mp_per_s": (side * srm.scale) ** 2 / 1e6 / t.wall}
@@ -620,6 +578,10 @@ def run_child(task: dict, arrays: dict, env: Optional[dict] = None) -> dict:
 
 
 def _child(task: dict) -> dict:
+    if task["task"] == "peers":  # PyTorch and ONNX Runtime (this child runs Keras on torch)
+        from .benchmark_peers import peer_child
+
+        return peer_child(task)
     import psutil
 
     from .engine.api import upscale
@@ -628,10 +590,10 @@ def _child(task: dict) -> dict:
     srm = load_model(task["model"])
     if task["task"] == "memory":  # peak resident memory of one upscale, above the loaded model's baseline
         lr = np.load(task["lr"])
-        upscale(lr[:32, :32], srm, tile=0)  # the backend's kernels and threads, set up once
+        upscale(lr[:32, :32], srm, tile=0, precision="float32")  # the backend's kernels and threads, set up once
         baseline = psutil.Process().memory_info().rss
         with PeakRSS() as mem:
-            upscale(lr, srm, tile=task["tile"])
+            upscale(lr, srm, tile=task["tile"], precision="float32")
         return {"baseline": baseline, "peak": mem.peak}
     x = np.load(task["x"])  # "speed": the model and a float32 matmul, alternating
     matmul = Matmul(task["matmul_n"], "float32")
@@ -721,9 +683,30 @@ def run_bench(config: BenchConfig) -> dict:
         # the options for the models of the smallest scale measured (the fast and the quality model at x2)
         smallest = min(m.scale for m in models)
         result["options"] = options_section([m for m in models if m.scale == smallest], config, matmuls)
+    if "peers" in config.sections:
+        result["peers"] = _peers(models, config)
     result["machine"]["load_average_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     result["seconds"] = time.perf_counter() - started
     return result
+
+
+def _peers(models, config: BenchConfig) -> dict:
+    """Our float32 and auto-precision calls timed here, then the peers in a child (see benchmark_peers)."""
+    from .benchmark_peers import missing_packages, peers_section
+    from .engine.precision import resolve
+
+    ours, chosen = {}, {}
+    if len(missing_packages()) < 2:
+        for srm in models:
+            _, x = _speed_input(srm, config.size)
+            auto, choice = resolve(srm, "auto")
+            chosen[srm.name] = str(choice)
+            log(f"peers: {srm.name} ours (float32, auto: {choice.precision})")
+            ours[srm.name] = time_calls({"float32": lambda: srm.predict(x), "auto": lambda: auto.predict(x)},
+                                        warmup=2, repeats=config.repeats)
+    section = peers_section(models, config, ours)
+    section["auto"] = chosen
+    return section
 
 
 # --------------------------------------------------------------------------------------------- printing
@@ -762,6 +745,10 @@ def format_report(r: dict) -> str:
         out += _tiling_table(r["tiling"])
     if r.get("options"):
         out += _options_table(r["options"], cfg)
+    if r.get("peers"):
+        from .benchmark_peers import format_peers
+
+        out += format_peers(r["peers"], cfg)
     return "\n".join(out)
 
 

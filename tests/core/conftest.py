@@ -5,6 +5,9 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The tests pin float32: an automatic choice depends on the CPU and on a timed probe (tests/core/test_precision.py
+# tests that choice itself).
+os.environ.setdefault("NAPARI_SUPERRES_PRECISION", "float32")
 
 import numpy as np
 import pytest

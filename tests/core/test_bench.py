@@ -152,7 +152,7 @@ def test_json_output(tiny_model):
         (["--models", "no-such-model"], "unknown model"),
         (["--scales", "two"], "comma-separated integers"),
         (["--repeats", "0"], "--repeats must be at least 1"),
-        (["--sections", "speed,colour"], "sections are some of quality, speed, tiling, options, not colour"),
+        (["--sections", "speed,colour"], "sections are some of quality, speed, tiling, options, peers, not colour"),
         (["-o", "/no/such/folder/bench.json"], "folder does not exist"),
     ],
 )

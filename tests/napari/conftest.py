@@ -23,6 +23,7 @@ def superres_home(tmp_path_factory):
     old = os.environ.get("NAPARI_SUPERRES_HOME")
     os.environ["NAPARI_SUPERRES_HOME"] = str(home)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("NAPARI_SUPERRES_PRECISION", "float32")  # auto depends on the CPU and a timed probe
     yield home
     from napari_superres.worker.client import get_client
 

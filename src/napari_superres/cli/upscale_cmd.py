@@ -98,6 +98,8 @@ def add_parser(subparsers):
         default="auto",
         help="cpu hides all GPUs; gpu fails if none is visible (default: auto)",
     )
+    p.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"),
+                   help="auto (default): the fastest arithmetic within one grey level of float32 on this machine")
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="tiles or slices per model call")
     p.add_argument(
         "--normalization",
@@ -369,9 +371,13 @@ def run(args):
     with quiet_native_stderr():
         if args.device == "gpu":
             check_gpu()
+        from ..engine.precision import resolve as resolve_precision
         from ..models.loading import load_model
 
         model = load_model(args.model, allow_unsafe=args.allow_unsafe)
+        model, choice = resolve_precision(model, args.precision)
+    if not args.quiet:
+        print(f"{model.name}: {choice}")
 
     if not batch:
         upscale_one(pairs[0][0], pairs[0][1], model, args, named_after_input=folder_is_out, data=first)

@@ -8,6 +8,7 @@ each step in reverse order.
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Callable, Optional, Sequence, Tuple
 
@@ -27,6 +28,8 @@ DEFAULT_TILE = 256
 # A batch holds about this many low-resolution pixels (all windows of a batch together), at most MAX_BATCH.
 BATCH_PIXELS = 512 * 512
 MAX_BATCH = 16
+
+log = logging.getLogger("napari_superres")
 
 
 def is_dask(data) -> bool:
@@ -129,6 +132,7 @@ def upscale(
     channel_mode: str = "auto",
     progress: Optional[Callable[[int, int], None]] = None,
     cancel: Optional[Callable[[], bool]] = None,
+    precision: Optional[str] = None,
 ):
     """Upscale ``data`` in Y and X with ``model``; return an array of the input's dtype and axes.
 
@@ -144,12 +148,19 @@ def upscale(
     - ``normalization``: None (the model's), ``"range"``, ``"percentile"``, a dict, or a fitted
       ``normalize.Normalizer`` (to share statistics between blocks of a larger stack).
     - ``progress(done, total)`` after each batch; ``cancel()`` before each batch (raises ``Cancelled``).
+    - ``precision``: ``"auto"`` (default, or ``NAPARI_SUPERRES_PRECISION``): the fastest arithmetic that keeps
+      the output within one grey level of float32 on this machine (see ``engine/precision.py``);
+      ``"float32"``, ``"bfloat16"`` or ``"float16"`` force one. The choice and its reason are logged on the
+      ``napari_superres`` logger.
 
     NumPy in, NumPy out; Dask in, Dask out (lazy, block by block).
     """
     if is_dask(data):
+        from .distributed import ModelHandle
         from .lazy import upscale_dask
 
+        if not isinstance(model, ModelHandle):  # a handle is already resolved: it runs as it is
+            model = with_precision(_as_srmodel(model), precision)
         return upscale_dask(
             data, model, axes=axes, tile=tile, overlap=overlap, tta=tta, batch_size=batch_size,
             normalization=normalization, channel_mode=channel_mode, progress=progress, cancel=cancel,
@@ -157,7 +168,21 @@ def upscale(
     return upscale_numpy(
         data, model, axes=axes, tile=tile, overlap=overlap, tta=tta, batch_size=batch_size,
         normalization=normalization, channel_mode=channel_mode, progress=progress, cancel=cancel,
+        precision=precision,
     )
+
+
+def with_precision(srm, precision: Optional[str]):
+    """``srm`` in the precision chosen for it (see ``engine/precision.py``); the choice goes to the log."""
+    from .precision import requested_precision, resolve
+
+    if not hasattr(srm, "variants"):  # a duck-typed model: it computes as it is
+        if requested_precision(precision) not in ("auto", "float32"):
+            raise ModelError(f"{type(srm).__name__} cannot be rebuilt in {precision}; pass a Keras model")
+        return srm
+    srm, choice = resolve(srm, precision)
+    log.info("%s: %s", srm.name, choice)
+    return srm
 
 
 def upscale_numpy(
@@ -173,13 +198,14 @@ def upscale_numpy(
     channel_mode: str = "auto",
     progress: Optional[Callable[[int, int], None]] = None,
     cancel: Optional[Callable[[], bool]] = None,
+    precision: Optional[str] = None,
 ) -> np.ndarray:
     """:func:`upscale` for in-memory data (anything ``numpy.asarray`` takes)."""
     data = np.asarray(data)
     check_array(data)
     layout = make_layout(data.shape, axes)
 
-    srm = _as_srmodel(model)
+    srm = with_precision(_as_srmodel(model), precision)
     scale = int(srm.scale)
     plan = plan_channels(layout, srm.channels, channel_mode)
 
@@ -196,7 +222,7 @@ def upscale_numpy(
     if not np.isfinite(y).all():
         raise ModelError(f"The model produced {int((~np.isfinite(y)).sum())} NaN/inf values; it cannot be used on this image.")
     y = unfold_channels(y, plan, x.shape[0], None if alpha is None else _bicubic(alpha, scale))
-    return from_batches(norm.inverse(y, data.dtype), layout, scale)
+    return from_batches(norm.inverse(y, data.dtype, overwrite=True), layout, scale)
 
 
 def upscaled_shape(shape: Sequence[int], scale: int, axes: Optional[str] = None) -> Tuple[int, ...]:

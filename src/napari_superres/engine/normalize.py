@@ -93,16 +93,19 @@ class Normalizer:
             return (x / factor[0]).astype(np.float32)
         return ((x - offset) / factor).astype(np.float32)
 
-    def inverse(self, values: np.ndarray, dtype=None) -> np.ndarray:
+    def inverse(self, values: np.ndarray, dtype=None, *, overwrite: bool = False) -> np.ndarray:
+        """``values`` back to ``dtype``; ``overwrite``: ``values`` may serve as the working buffer (the
+        engine's own prediction, read once: it saves a pass over the largest array of a run)."""
         dtype = np.dtype(self.dtype if dtype is None else dtype)
         y = np.asarray(values)
         if self.mode == "range" and np.issubdtype(dtype, np.floating):
             return y.astype(dtype, copy=False)
         # float32 is exact enough for 8/16-bit integers and float32 output; wider types need float64.
         work = np.float32 if dtype.itemsize <= 2 or dtype == np.float32 else np.float64
-        y = y.astype(work)  # one working copy, then in place: outputs can be large
+        y = y.astype(work, copy=not overwrite)  # one working copy at most, then in place: outputs can be large
         y *= np.asarray(self.factor, work)
-        y += np.asarray(self.offset, work)
+        if any(self.offset):
+            y += np.asarray(self.offset, work)
         if np.issubdtype(dtype, np.integer):
             info = np.iinfo(dtype)
             np.rint(y, out=y)

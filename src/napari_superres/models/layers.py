@@ -64,7 +64,8 @@ def bicubic_phase_weights(scale):
 
 def _symmetric_pad2(x, axis):
     """2 pixels of symmetric (half-sample) padding on both sides of ``axis``, for any size: MirrorPad refuses
-    pads larger than the axis, and a 1-pixel axis simply repeats (as ``numpy.pad(..., "symmetric")``)."""
+    pads larger than the axis, and a 1-pixel axis simply repeats (as ``numpy.pad(..., "symmetric")``). A gather,
+    the same on every backend (Keras's torch backend pads "symmetric" as "edge")."""
     n = ops.shape(x)[axis]
     i = ops.arange(-2, n + 2, dtype="int32")
     i = ops.where(i < 0, -i - 1, ops.where(i >= n, 2 * n - 1 - i, i))

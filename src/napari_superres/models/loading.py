@@ -40,6 +40,9 @@ class SRModel:
     description: dict = field(default_factory=dict)
     fixed_size: tuple | None = None
     eager: bool = False  # set when the compiled path fails for this model's layers
+    precision: str = "float32"  # arithmetic of keras_model (see models/precision.py)
+    precision_reason: str = ""  # why the engine chose that precision; empty: not chosen yet
+    variants: dict = field(default_factory=dict, repr=False, compare=False)  # precision -> SRModel, shared
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Run the model in inference mode on a float32 NHWC batch; returns (N, H*s, W*s, C) float32.
