@@ -28,7 +28,7 @@ if .venv/bin/python -c "import importlib.metadata as m; m.version('napari-superr
   .venv/bin/python -m pip uninstall -q -y napari-superres
 fi
 if ! .venv/bin/python -c "import importlib.metadata as m; m.version('napari-superres-keras')
-import napari_superres, tensorflow, napari, pytest, uv" >/dev/null 2>&1; then
+import napari_superres, tensorflow, napari, pytest, uv, importlinter" >/dev/null 2>&1; then
   echo "setup: installing napari-superres-keras with its GUI and test extras into .venv (a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[testing]"

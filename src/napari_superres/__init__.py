@@ -11,7 +11,7 @@ __all__ = ["upscale", "upscale_path", "upscale_layer", "load_model", "list_model
 _LAZY = {
     "upscale": ("napari_superres.engine.api", "upscale"),
     "upscale_path": ("napari_superres.engine.files", "upscale_path"),
-    "upscale_layer": ("napari_superres.worker.layer", "upscale_layer"),
+    "upscale_layer": ("napari_superres._napari._layer", "upscale_layer"),
     "load_model": ("napari_superres.models.loading", "load_model"),
     "list_models": ("napari_superres.models.catalog", "list_models"),
     "SuperResError": ("napari_superres.errors", "SuperResError"),

@@ -402,7 +402,7 @@ def quality_section(models, images) -> list:
     return rows
 
 
-def _speed_input(srm, size: int):
+def speed_input(srm, size: int):
     """(HR crop, float32 NHWC LR batch) for a model: a real photo crop, LR by the benchmark degradation."""
     from .training.metrics import bicubic_downscale, rgb_to_y
 
@@ -424,7 +424,7 @@ def speed_row(srm, size: int, repeats: int, matmul: Matmul) -> dict:
     alternate with the matmul's. Efficiency is the ratio of their MACs per CPU-second (steady on a shared
     machine); ``efficiency_wall`` the ratio of their wall-clock rates (the same on an idle machine, when both
     keep every core busy)."""
-    _, x = _speed_input(srm, size)
+    _, x = speed_input(srm, size)
     t = time_calls({"model": lambda: srm.predict(x), "matmul": matmul}, warmup=2, repeats=repeats)
     m, mm = t["model"], t["matmul"]
     macs = count_macs(srm.keras_model, size, size)
@@ -452,7 +452,8 @@ def tiling_section(srm, config: BenchConfig) -> dict:
     """Tiled against whole-image inference of a large photo through the engine (uint8 in and out): time
     (interleaved calls in this process), largest difference, and peak resident memory, each mode in a fresh
     process (earlier work would otherwise leave its buffers in the allocator and blur the figure)."""
-    from .engine.api import DEFAULT_TILE, upscale
+    from .engine.api import upscale
+    from .engine.predictor import DEFAULT_TILE
 
     side, tile = config.large, config.tile or DEFAULT_TILE
     lr = photo_crop(side)
@@ -502,7 +503,7 @@ def options_section(models, config: BenchConfig, matmuls: dict) -> list:
     rows = []
     tf = _backend() == "tensorflow"
     for srm in models:
-        hr, x = _speed_input(srm, config.size)
+        hr, x = speed_input(srm, config.size)
         macs = count_macs(srm.keras_model, config.size, config.size)
         base_out = _to_uint8(srm.predict(x))
         variants = [("float32", "float32", False)] + ([("float32 + XLA", "float32", True)] if tf else [])
@@ -698,7 +699,7 @@ def _peers(models, config: BenchConfig) -> dict:
     ours, chosen = {}, {}
     if len(missing_packages()) < 2:
         for srm in models:
-            _, x = _speed_input(srm, config.size)
+            _, x = speed_input(srm, config.size)
             auto, choice = resolve(srm, "auto")
             chosen[srm.name] = str(choice)
             log(f"peers: {srm.name} ours (float32, auto: {choice.precision})")
@@ -712,7 +713,8 @@ def _peers(models, config: BenchConfig) -> dict:
 # --------------------------------------------------------------------------------------------- printing
 
 
-def _table(headers, rows, align=None) -> list:
+def text_table(headers, rows, align=None) -> list:
+    """Lines of a plain-text table, columns padded to their widest cell (None shows as "-")."""
     cells = [[str(c) for c in headers]] + [[("-" if c is None else str(c)) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     align = align or ("<" + ">" * (len(headers) - 1))
@@ -754,7 +756,7 @@ def format_report(r: dict) -> str:
 
 def _quality_table(r) -> list:
     out = ["", f"QUALITY: PSNR-Y (dB) / SSIM-Y, border = scale, LR = bicubic downscale; {r['quality_set']}"]
-    return out + _table(
+    return out + text_table(
         ("model", "scale", "PSNR", "SSIM", "bicubic", "SSIM", "Lanczos", "SSIM", "vs bicubic", "vs Lanczos"),
         [(q["model"], f"x{q['scale']}", f"{q['psnr']:.2f}", f"{q['ssim']:.4f}", f"{q['bicubic_psnr']:.2f}",
           f"{q['bicubic_ssim']:.4f}", f"{q['lanczos_psnr']:.2f}", f"{q['lanczos_ssim']:.4f}",
@@ -767,7 +769,7 @@ def _speed_table(r, cfg) -> list:
     out = ["", f"SPEED: {size}x{size} RGB input, batch 1, {precision}, medians of {cfg['repeats']} calls after 2 "
             f"warm-up calls, alternating with a {cfg['precision']} matmul. efficiency = model MACs per CPU-second / "
             "matmul MACs per CPU-second; wall eff. = the same from wall-clock time (equal on an idle machine)"]
-    out += _table(
+    out += text_table(
         ("model", "scale", "params", "GMAC", "ms", "out MP/s", "cores busy", "GMAC/CPU-s", "matmul", "efficiency",
          "wall eff."),
         [(s["model"], f"x{s['scale']}", _count(s["parameters"]), f"{s['macs'] / 1e9:.3g}", f"{s['ms']:.1f}",
@@ -781,7 +783,7 @@ def _speed_table(r, cfg) -> list:
 def _tiling_table(t) -> list:
     out = ["", f"TILING AND MEMORY: {t['model']} on a {t['input']} photo (uint8, through the engine), tile {t['tile']}; "
             f"max |tiled - whole| = {t['max_abs_diff']} grey levels ({100 * t['differing_pixels']:.3f}% of values differ)"]
-    out += _table(
+    out += text_table(
         ("mode", "seconds", "CPU s", "out MP/s", "time ratio", "peak RSS MB", "above model MB"),
         [(mode, f"{t[mode]['seconds']:.2f}", f"{t[mode]['cpu_seconds']:.2f}", f"{t[mode]['mp_per_s']:.2f}",
           f"{t[mode]['seconds'] / t['whole']['seconds']:.2f}",
@@ -798,7 +800,7 @@ def _options_table(options, cfg) -> list:
     out = ["", f"OPTIONS: {size}x{size} input. ms and MP/s: wall clock; speed-up over float32 and efficiency "
            "(against the matmul of the same precision; oneDNN off: its own process's float32 matmul) from CPU "
            "time; PSNR-Y of the output against the HR crop; max diff to float32 in grey levels"]
-    out += _table(
+    out += text_table(
         ("model", "option", "ms", "out MP/s", "speed-up", "efficiency", "PSNR", "max diff"),
         [(o["model"], o["option"], *((f"{o['ms']:.1f}", f"{o['mp_per_s']:.2f}", f"x{o['speedup']:.2f}",
            f"{o['efficiency']:.2f}", f"{o['psnr']:.2f}", o["max_abs_diff"]) if "error" not in o

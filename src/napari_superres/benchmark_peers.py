@@ -35,7 +35,7 @@ def missing_packages() -> dict:
 
 def peers_section(models, config, ours: dict) -> dict:
     """{"rows": [...], "missing": {peer: [packages]}}. ``ours[model name]``: {label: Timing} of our calls."""
-    from .benchmark import _speed_input, log, run_child
+    from .benchmark import log, run_child, speed_input
 
     missing = missing_packages()
     peers = [p for p in PEERS if p not in missing]
@@ -46,7 +46,7 @@ def peers_section(models, config, ours: dict) -> dict:
         if srm.path is None:
             rows.append({"model": srm.name, "error": "a model without a file cannot be loaded by a peer"})
             continue
-        _, x = _speed_input(srm, config.size)
+        _, x = speed_input(srm, config.size)
         log(f"peers: {srm.name} ({', '.join(PEERS[p] for p in peers)}, subprocess)")
         child = run_child({"task": "peers", "model": str(srm.path), "peers": peers, "repeats": config.repeats},
                           {"x": x, "ref": srm.predict(x)}, env={"KERAS_BACKEND": "torch"})
@@ -100,7 +100,7 @@ def peer_child(task: dict) -> dict:
 
 
 def format_peers(section: dict, cfg: dict) -> list:
-    from .benchmark import _table
+    from .benchmark import text_table
 
     out = ["", f"PEERS: the same models and weights on the CPU, {cfg['size']}x{cfg['size']} input, batch 1, float32; "
            "ours over the peer = the peer's time / ours (above 1: we are faster), from CPU time and wall time; "
@@ -122,4 +122,4 @@ def format_peers(section: dict, cfg: dict) -> list:
             v = r.get(k)
             cells += [f"{v['ms']:.1f}", f"x{v['speedup_cpu']:.2f}", f"x{v['speedup_wall']:.2f}"] if v else ["-"] * 3
         rows.append(cells)
-    return out + (_table(headers, rows) if rows else [])
+    return out + (text_table(headers, rows) if rows else [])

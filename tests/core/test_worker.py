@@ -21,7 +21,7 @@ import pytest
 
 from napari_superres.errors import Cancelled, InputError, ModelError
 from napari_superres.worker import WorkerClient, WorkerDied
-from napari_superres.worker.layer import upscale_layer
+from napari_superres._napari._layer import upscale_layer
 from napari_superres.worker.protocol import block_prefix
 
 SHM = "/dev/shm"
@@ -290,7 +290,7 @@ def test_upscale_layer_rgb(client, assets):
 def test_upscale_layer_dask_stack_slice_by_slice(client, assets, monkeypatch):
     import dask.array as da
 
-    import napari_superres.worker.layer as layer_mod
+    import napari_superres._napari._layer as layer_mod
 
     stack = np.load(assets / "stack.npy")
     lazy = da.from_array(stack, chunks=(2, 32, 40))
@@ -317,7 +317,7 @@ def test_upscale_layer_dask_stack_slice_by_slice(client, assets, monkeypatch):
 
 def test_upscale_layer_percentile_model_shares_statistics_across_calls(client, assets, monkeypatch):
     """A stack sent in several calls gets the same normalisation as the whole stack at once."""
-    import napari_superres.worker.layer as layer_mod
+    import napari_superres._napari._layer as layer_mod
 
     monkeypatch.setattr(layer_mod, "CALL_OUTPUT_BYTES", 1)
     micro = np.load(assets / "micro.npy")

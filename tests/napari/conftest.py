@@ -1,7 +1,7 @@
 """Fixtures for the napari tests: real viewers under Xvfb, a real model worker process, small real models.
 
 The test process must never import TensorFlow or Keras (TensorFlow's LLVM and Mesa's OpenGL cannot share a
-process, see DESIGN.md): models are built in a subprocess, and every test checks sys.modules afterwards.
+process, see docs/architecture.md): models are built in a subprocess, and every test checks sys.modules afterwards.
 """
 
 from __future__ import annotations

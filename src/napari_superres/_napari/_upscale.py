@@ -43,7 +43,7 @@ def upscale_steps(
     """Upscale each layer in the worker process: yield ``Progress`` while it runs, then the output's
     ``LayerDataTuple`` (one per layer, in order). Raises a ``SuperResError`` with a one-line message."""
     from napari_superres.worker.client import get_client
-    from napari_superres.worker.layer import upscale_layer
+    from napari_superres._napari._layer import upscale_layer
 
     if not layers:
         raise InputError("no image layer selected: open or select an image to upscale")

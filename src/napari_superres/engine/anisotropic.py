@@ -83,7 +83,8 @@ def _yz_slab(vol: np.ndarray, model, factor, tile, batch_size) -> np.ndarray:
     return _model_planes(planes, model, factor, tile, batch_size).transpose(1, 2, 0)
 
 
-def _check(data, axes, model, factor, method):
+def check_z_request(data, axes, model, factor, method):
+    """``(axes, factor)`` of a valid request to upscale Z, else the :class:`InputError` that says why not."""
     if method not in METHODS:
         raise InputError(f"Unknown Z method {method!r}; use one of {', '.join(METHODS)}.")
     ax = resolve_axes(axes, data.shape)
@@ -116,15 +117,15 @@ def upscale_z(
 ):
     """Upscale ``data`` along Z by ``factor`` (default: the model's scale) with ``method`` ("model" or
     "linear"); Y, X and other axes are unchanged. Returns the input's dtype (and type: NumPy or Dask)."""
-    from .api import _as_srmodel, is_dask
-
+    from .api import is_dask
     from .distributed import ModelHandle
+    from .predictor import as_srmodel
 
     if isinstance(model, ModelHandle):
         model = model.get()
-    srm = None if (method == "linear" and model is None) else _as_srmodel(model)
+    srm = None if (method == "linear" and model is None) else as_srmodel(model)
     check_array(data)
-    ax, factor = _check(data, axes, srm, factor, method)
+    ax, factor = check_z_request(data, axes, srm, factor, method)
     dask_in = is_dask(data)
     # work in Z, Y, X order with every other axis in front
     lead = [i for i, a in enumerate(ax) if a not in "ZYX"]

@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import Cancelled, InputError, OutputError, SuperResError
 from .axes import make_layout, resolve_axes
 from .lazy import BlockJob, fit_normalizer_lazy, make_job, plan_chunks, slice_axes
+from .predictor import as_srmodel
 
 ZARR_SUFFIXES = (".zarr",)
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -316,13 +317,13 @@ class ZarrOutput:
                 shift = [float(sizes.get(a, 1.0)) * (f - 1) / 2 if a in "YX" else 0.0 for a in axes]
                 transforms.append({"type": "translation", "translation": shift})
             datasets.append({"path": str(level), "coordinateTransformations": transforms})
-        from ..io.images import _ngff_unit
+        from ..io.images import ngff_unit
 
         ngff_axes = []
         for a in axes:
             entry = {"name": a.lower(), "type": {"T": "time", "C": "channel"}.get(a, "space")}
             if a in "ZYX" and self.meta.get("unit"):
-                entry["unit"] = _ngff_unit(self.meta["unit"])
+                entry["unit"] = ngff_unit(self.meta["unit"])
             ngff_axes.append(entry)
         group.attrs["ome"] = {"version": NGFF_VERSION, "multiscales": [{"axes": ngff_axes, "datasets": datasets}]}
 
@@ -584,14 +585,14 @@ def upscale_file(
     from .normalize import check_array
 
     check_array(np.zeros((1,) * len(source.shape), source.dtype))
-    handle = model if isinstance(model, ModelHandle) else ModelHandle(_load(model))
+    handle = model if isinstance(model, ModelHandle) else ModelHandle(as_srmodel(model))
     chunk = int(chunk or DEFAULT_CHUNK)
     z_factor = int(z_factor) if z_factor and int(z_factor) > 1 else None
     shape = source.shape
     if z_factor:
-        from .anisotropic import _check
+        from .anisotropic import check_z_request
 
-        _check(np.zeros((1,) * len(shape), source.dtype), meta["axes"], handle, z_factor, z_method)
+        check_z_request(np.zeros((1,) * len(shape), source.dtype), meta["axes"], handle, z_factor, z_method)
         shape = tuple(n * z_factor if a == "Z" else n for a, n in zip(meta["axes"], shape))
     channel_mode = "auto"
     if bands != "auto" or meta.get("geotiff") is not None:
@@ -685,12 +686,6 @@ def upscale_file(
         if client is not None:
             client.close()
     return dst
-
-
-def _load(model):
-    from .api import _as_srmodel
-
-    return _as_srmodel(model)
 
 
 def _stat_chunks(source: Source, job: Optional[BlockJob], axes: Optional[str] = None):

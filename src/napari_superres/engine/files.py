@@ -51,9 +51,10 @@ def upscale_loaded(
     """``(result, output meta)`` for ``data`` read with ``meta``. ``axes``: the data's (default: the file's);
     ``axes_known``: write them into the output. ``options``: what ``engine.api.upscale`` takes."""
     from ..io.placement import upscaled_meta
-    from .api import _as_srmodel, upscale
+    from .api import upscale
+    from .predictor import as_srmodel
 
-    srm = _as_srmodel(model)
+    srm = as_srmodel(model)
     axes = check_loaded(data, meta, axes)
     z = int(z_factor or 1)
     if z > 1:

@@ -30,12 +30,12 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 
 from ..errors import Cancelled, ModelError
-from .api import _as_srmodel, _bicubic, model_predict, tiling_settings
 from .axes import ChannelPlan, fold_channels, from_batches, make_layout, plan_channels, to_batches, unfold_channels
 from .distributed import ModelHandle
 from .normalize import Normalizer, check_array, check_finite, fit_normalizer, parse_spec
+from .predictor import as_srmodel, bicubic_alpha, model_predict, tiling_settings
 from .quantiles import percentiles
-from .tiling import _reflect_index, padded_length, plan_axis
+from .tiling import padded_length, plan_axis, reflect_index
 
 __all__ = ["upscale_dask", "BlockJob", "make_job", "fit_normalizer_lazy", "RechunkWarning"]
 
@@ -90,8 +90,8 @@ class BlockJob:
 
     def source_span(self, y0: int, y1: int, x0: int, x1: int) -> Tuple[int, int, int, int]:
         """Input rows [ya, yb) and columns [xa, xb) that the windows of core region [y0, y1) x [x0, x1) read."""
-        iy = _reflect_index(self.height, self.padded[0])
-        ix = _reflect_index(self.width, self.padded[1])
+        iy = reflect_index(self.height, self.padded[0])
+        ix = reflect_index(self.width, self.padded[1])
         wh, ww = self.window
         rs = [iy[r[0] : r[0] + wh] for r in self._selected(self.rows, self.height, y0, y1)]
         cs = [ix[c[0] : c[0] + ww] for c in self._selected(self.cols, self.width, x0, x1)]
@@ -125,7 +125,7 @@ class BlockJob:
         if alpha is not None:
             if region.shape[self.y_axis] != self.height or region.shape[self.x_axis] != self.width:
                 raise ValueError("RGBA blocks must hold whole planes")
-            alpha_up = _bicubic(alpha, self.scale)
+            alpha_up = bicubic_alpha(alpha, self.scale)
         y = unfold_channels(y, self.plan, x.shape[0], alpha_up)
         return from_batches(self.norm.inverse(y, np.dtype(self.dtype)), layout, self.scale)
 
@@ -152,8 +152,8 @@ class BlockJob:
         y0, y1, x0, x1 = core
         s, (wh, ww) = self.scale, self.window
         H, W = self.height, self.width
-        iy = _reflect_index(H, self.padded[0]) - ya
-        ix = _reflect_index(W, self.padded[1]) - xa
+        iy = reflect_index(H, self.padded[0]) - ya
+        ix = reflect_index(W, self.padded[1]) - xa
         all_rows = [r for r in self.rows if r[1] < H]
         all_cols = [c for c in self.cols if c[1] < W]
         rows = self._selected(self.rows, H, y0, y1)
@@ -211,7 +211,7 @@ def make_job(
     """The block job for data of ``shape``/``dtype``: the same windows, batch size and channel plan as
     ``upscale_numpy`` would use on the whole array."""
     layout = make_layout(shape, axes)
-    handle = model if isinstance(model, ModelHandle) else ModelHandle(_as_srmodel(model))
+    handle = model if isinstance(model, ModelHandle) else ModelHandle(as_srmodel(model))
     plan = plan_channels(layout, handle.channels, channel_mode)
     h, w = layout.height, layout.width
     core, ov, multiple, fixed, batch = tiling_settings(h, w, handle, tile, overlap, batch_size)

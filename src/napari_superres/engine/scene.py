@@ -128,11 +128,12 @@ def upscale_scene(
 ) -> np.ndarray:
     """Upscale a scene (NumPy) in Y and X: bands as ``bands`` says, nodata kept (see the module docstring).
     ``options``: what :func:`engine.api.upscale` takes (tile, tta, normalization, progress...)."""
-    from .api import _as_srmodel, upscale
+    from .api import upscale
+    from .predictor import as_srmodel
 
     data = np.asarray(data)
     check_scene(data, nodata)
-    srm = _as_srmodel(model)
+    srm = as_srmodel(model)
     layout = make_layout(data.shape, resolve_axes(axes, data.shape))
     y, x = layout.axes.index("Y"), layout.axes.index("X")
     mask = nodata_mask(data, nodata)

@@ -77,7 +77,7 @@ def plan_axis(length: int, tile: int, overlap: int, multiple: int = 1, window: O
     return w * m, plan
 
 
-def _reflect_index(length: int, padded: int) -> np.ndarray:
+def reflect_index(length: int, padded: int) -> np.ndarray:
     """Source index of each padded position: reflect padding at the end (works for length 1 too)."""
     return np.pad(np.arange(length), (0, padded - length), mode="reflect")
 
@@ -138,7 +138,7 @@ def predict_tiled(
     Wp = padded_length(W, multiple, fixed[1] if fixed else 1)
     wh, rows = plan_axis(Hp, th, oh, multiple, fixed[0] if fixed else None)
     ww, cols = plan_axis(Wp, tw, ow, multiple, fixed[1] if fixed else None)
-    iy, ix = _reflect_index(H, Hp), _reflect_index(W, Wp)
+    iy, ix = reflect_index(H, Hp), reflect_index(W, Wp)
 
     # Windows whose core lies entirely in the padding write nothing: skip them.
     jobs = [

@@ -482,7 +482,7 @@ def _write_zarr(target, array, meta):
         for ax in axes:
             entry = {"name": ax.lower(), "type": {"T": "time", "C": "channel"}.get(ax, "space")}
             if ax in "ZYX" and meta.get("unit"):
-                entry["unit"] = _ngff_unit(meta["unit"])
+                entry["unit"] = ngff_unit(meta["unit"])
             ngff_axes.append(entry)
         scale = [float(sizes.get(ax, 1.0)) for ax in axes]
         group.attrs["ome"] = {
@@ -511,7 +511,8 @@ def _ngff_order_ok(axes):
 _NGFF_UNITS = {"µm": "micrometer", "nm": "nanometer", "mm": "millimeter", "cm": "centimeter", "m": "meter"}
 
 
-def _ngff_unit(unit):
+def ngff_unit(unit):
+    """The OME-Zarr (NGFF) name of a pixel-size unit (``um`` -> ``micrometer``)."""
     return _NGFF_UNITS.get("µm" if unit in ("um", "micron") else unit, unit)
 
 

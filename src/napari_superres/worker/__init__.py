@@ -1,7 +1,7 @@
 """Process isolation: Keras runs in a separate worker process, napari's process never imports TensorFlow.
 
-``get_client()`` returns the shared :class:`WorkerClient`; ``layer.upscale_layer`` upscales a napari Image
-layer through it. See DESIGN.md, "Why the worker process exists".
+``get_client()`` returns the shared :class:`WorkerClient` (``_napari._layer.upscale_layer`` upscales a napari
+Image layer through it). See docs/architecture.md, "Why Keras runs in its own process".
 """
 
 from .client import WorkerClient, get_client

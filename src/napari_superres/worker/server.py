@@ -2,7 +2,7 @@
 
 Started by :class:`~napari_superres.worker.client.WorkerClient` with the ``spawn`` method. Its environment (the
 device choice) is set before Keras is imported, which happens here and only here: the napari process never
-imports TensorFlow (see DESIGN.md, "Why the worker process exists").
+imports TensorFlow (see docs/architecture.md, "Why Keras runs in its own process").
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ is only duck-typed (``data``, ``rgb``, ``scale``, ``translate``, ``metadata``, `
 
 Stacks go to the worker a few slices at a time (every slice, not only the one shown), so a Dask-backed layer is
 read chunk by chunk and only the output has to fit in memory. The output overlays the input in world
-coordinates (DESIGN.md): ``scale' = scale / f`` and ``translate' = translate - scale (1 - 1/f) / 2`` on each
-upscaled axis.
+coordinates (``engine/geometry.py``): ``scale' = scale / f`` and ``translate' = translate - scale (1 - 1/f) / 2``
+on each upscaled axis.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def upscale_layer(
     blending and metadata (plus ``metadata["napari_superres"]``). ``progress(done, total)`` counts tiles for
     one image and slices for a stack; ``cancel`` (Event or callable) stops with :class:`Cancelled`.
     """
-    from .client import get_client
+    from ..worker.client import get_client
 
     data, rgb, name = _image_data(layer)
     ax = _layer_axes(data, rgb, axes)
