@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from napari_superres.engine.api import output_nbytes, output_shape, upscale
-from napari_superres.engine.axes import describe_channels, infer_axes, make_layout, plan_channels, resolve_axes
+from napari_superres.engine.axes import infer_axes, make_layout, plan_channels, resolve_axes
 from napari_superres.errors import InputError
 from conftest import assert_equal_to_float32_rounding
 
@@ -140,6 +140,10 @@ def test_channel_modes(rgb_model, gray_model, astronaut):
     planar = np.moveaxis(img, -1, 0)
     joint = upscale(planar, rgb_model, axes="CYX", channel_mode="joint")
     assert_equal_to_float32_rounding(np.moveaxis(joint, 0, -1), upscale(img, rgb_model))
+
+
+def describe_channels(shape, model_channels, axes=None, mode="auto"):
+    return plan_channels(make_layout(shape, axes), model_channels, mode).description
 
 
 def test_describe_channels():

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ..engine.axes import resolve_axes
-from ..engine.geometry import upscaled_scale_translate
+from ..engine.geometry import axis_factors, upscaled_scale_translate
 from ..engine.normalize import fit_normalizer, parse_spec
 from ..errors import Cancelled, InputError
 
@@ -78,7 +78,7 @@ def upscale_layer(
         _upscale_slices(run, data, ax, out)
 
     layer_ndim = data.ndim - (1 if rgb else 0)
-    factors = [scale if a in up else 1 for a in ax[:layer_ndim]]
+    factors = axis_factors(ax[:layer_ndim], scale, up)
     return out, _layer_kwargs(layer, name, info, factors, up, tile, tta), "image"
 
 

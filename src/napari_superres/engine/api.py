@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from .normalize import check_array, fit_normalizer
 from .predictor import as_srmodel, bicubic_alpha, model_predict, tiling_settings
 from .tiling import predict_tiled
 
-__all__ = ["upscale", "upscale_numpy", "output_shape", "upscaled_shape", "output_nbytes", "is_dask"]
+__all__ = ["upscale", "upscale_numpy", "output_shape", "output_nbytes", "is_dask"]
 
 log = logging.getLogger("napari_superres")
 
@@ -140,8 +140,3 @@ def upscale_numpy(
         raise ModelError(f"The model produced {int((~np.isfinite(y)).sum())} NaN/inf values; it cannot be used on this image.")
     y = unfold_channels(y, plan, x.shape[0], None if alpha is None else bicubic_alpha(alpha, scale))
     return from_batches(norm.inverse(y, data.dtype, overwrite=True), layout, scale)
-
-
-def upscaled_shape(shape: Sequence[int], scale: int, axes: Optional[str] = None) -> Tuple[int, ...]:
-    """Alias of :func:`axes.output_shape`."""
-    return output_shape(shape, scale, axes)

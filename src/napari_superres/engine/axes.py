@@ -192,9 +192,3 @@ def unfold_channels(y: np.ndarray, plan: ChannelPlan, n: int, alpha_up: Optional
     if alpha_up is not None:
         y = np.concatenate([y, alpha_up.astype(y.dtype, copy=False)], axis=-1)
     return y
-
-
-def describe_channels(shape: Sequence[int], model_channels: int, axes: Optional[str] = None, mode: str = "auto") -> str:
-    """One line saying how data of ``shape`` meets a model with ``model_channels`` channels (no Keras needed:
-    the napari side can show it before anything runs)."""
-    return plan_channels(make_layout(shape, axes), model_channels, mode).description

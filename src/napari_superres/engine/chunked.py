@@ -39,7 +39,6 @@ from .predictor import as_srmodel
 
 ZARR_SUFFIXES = (".zarr",)
 TIFF_SUFFIXES = (".tif", ".tiff")
-OUTPUT_SUFFIXES = ZARR_SUFFIXES + TIFF_SUFFIXES
 DEFAULT_CHUNK = 1024  # block size in input pixels along Y and X
 OUT_CHUNK = 1024  # Zarr output chunks along Y and X (output pixels)
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)

@@ -45,11 +45,6 @@ def cached_model(key: str, load):
         return _CACHE[key]
 
 
-def clear_cache() -> None:
-    with _LOCK:
-        _CACHE.clear()
-
-
 class ModelHandle:
     """A picklable reference to an :class:`~napari_superres.models.loading.SRModel`.
 

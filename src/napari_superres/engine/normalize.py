@@ -14,7 +14,7 @@ the same float dtype and are not clipped.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional
 
 import numpy as np
 
@@ -137,16 +137,3 @@ def fit_normalizer(data, spec=None, channel_axis: Optional[int] = None) -> Norma
     factor = np.where(hi > lo, hi - lo, 1.0)  # a flat channel keeps its values (no division by ~0)
     return Normalizer("percentile", dtype, tuple(lo.tolist()), tuple(factor.tolist()))
 
-
-def to_float(data, spec=None, channel_axis: Optional[int] = -1):
-    """Convenience: fit and apply; returns ``(float32 array, normalizer)``."""
-    norm = fit_normalizer(data, spec, channel_axis)
-    return norm.forward(data), norm
-
-
-def from_float(values, normalizer: Normalizer, dtype=None) -> np.ndarray:
-    """Convenience inverse of :func:`to_float`."""
-    return normalizer.inverse(values, dtype)
-
-
-NormalizationLike = Union[None, str, dict, Normalizer]
