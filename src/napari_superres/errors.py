@@ -2,6 +2,13 @@
 and the napari widgets show it as a notification."""
 
 
+def one_line(exc: BaseException) -> str:
+    """``exc``'s message on one line of at most 200 characters (its type name when it has none), to quote in
+    a :class:`SuperResError` about a file that could not be read or written."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 class SuperResError(Exception):
     """Base class: bad input, bad model, bad path. Never raised for programming errors."""
 

@@ -54,7 +54,7 @@ def run(args):
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .upscale_cmd import quiet_native_stderr
+    from ._common import quiet_native_stderr
 
     with quiet_native_stderr():  # TensorFlow's start-up lines
         import keras

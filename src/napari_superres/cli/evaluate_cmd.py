@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .upscale_cmd import Progress, prepare_device, quiet_native_stderr
+from ._common import Progress, prepare_device, quiet_native_stderr
 
 
 def add_parser(subparsers):

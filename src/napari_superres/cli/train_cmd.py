@@ -13,7 +13,7 @@ import signal
 import sys
 
 from ..errors import SuperResError
-from .upscale_cmd import Progress, prepare_device, quiet_native_stderr
+from ._common import Progress, prepare_device, quiet_native_stderr
 
 CANCELLED = 130
 

@@ -13,15 +13,14 @@ This module imports no Keras at import time: ``--device`` must set the environme
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from ..errors import InputError, OutputError, SuperResError
 from . import bigdata
+from ._common import Progress, check_gpu, prepare_device, quiet_native_stderr
 
 BATCH_FAILED = 1  # some files of a batch failed (user errors of a single run exit 2, see cli.main)
 
@@ -206,89 +205,7 @@ def check_outputs(pairs, *, overwrite, skip_existing, may_create_folder):
     return pairs, len(existing) if skip_existing else 0
 
 
-# ----------------------------------------------------------------------------------------------- device
-
-
-def prepare_device(device):
-    """Set the environment before Keras is imported: quiet TensorFlow, and hide GPUs for ``cpu``."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if device == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
-        os.environ["JAX_PLATFORMS"] = "cpu"
-
-
-def check_gpu():
-    """SuperResError unless the Keras backend sees at least one GPU."""
-    import keras
-
-    backend = keras.backend.backend()
-    count = 0
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        count = len(tf.config.list_physical_devices("GPU"))
-    elif backend == "jax":
-        import jax
-
-        count = sum(d.platform == "gpu" for d in jax.devices())
-    elif backend == "torch":
-        import torch
-
-        count = torch.cuda.device_count()
-    if not count:
-        raise SuperResError(f"--device gpu: no GPU is visible to Keras ({backend} backend); use --device cpu or auto")
-
-
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Hold back what TensorFlow's C++ side prints while it loads (oneDNN, CUDA probing: a dozen lines that
-    TF_CPP_MIN_LOG_LEVEL no longer silences); replayed if something unexpected goes wrong."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    held = tempfile.TemporaryFile()
-    os.dup2(held.fileno(), 2)
-    unexpected = False
-    try:
-        yield
-    except SuperResError:
-        raise
-    except Exception:
-        unexpected = True
-        raise
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        if unexpected:
-            held.seek(0)
-            sys.stderr.write(held.read().decode(errors="replace"))
-        held.close()
-
-
 # ----------------------------------------------------------------------------------------------- running
-
-
-class Progress:
-    """A tqdm bar on stderr fed by the engine's ``progress(done, total)`` callback."""
-
-    def __init__(self, label, enabled):
-        self.label, self.enabled, self.bar = label, enabled, None
-
-    def __call__(self, done, total):
-        if not self.enabled:
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=self.label, unit="step", file=sys.stderr, dynamic_ncols=True)
-        self.bar.total = total
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def read_checked(src, axes_arg):

@@ -32,7 +32,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..errors import Cancelled, InputError, OutputError, SuperResError
+from ..errors import Cancelled, InputError, OutputError, SuperResError, one_line
 from .axes import make_layout, resolve_axes
 from .lazy import BlockJob, fit_normalizer_lazy, make_job, plan_chunks, slice_axes
 from .predictor import as_srmodel
@@ -148,7 +148,7 @@ def open_source(path, axes: Optional[str] = None) -> Tuple[Source, dict]:
     except SuperResError:
         raise
     except Exception as exc:
-        raise InputError(f"cannot read {path}: {_one_line(exc)}") from None
+        raise InputError(f"cannot read {path}: {one_line(exc)}") from None
     if 0 in src.shape or len(src.shape) < 2:
         raise InputError(f"{path}: the image is empty or not an image (shape {src.shape})")
     file_axes = meta.get("axes")
@@ -787,7 +787,7 @@ def _guard_space(action, dst, work, done, total):
                 f"no space left writing {dst.name}: {done} of {total} blocks are complete and kept in {work}; "
                 "free some space and run the same command again to resume"
             ) from None
-        raise OutputError(f"cannot write {dst}: {_one_line(exc)}") from None
+        raise OutputError(f"cannot write {dst}: {one_line(exc)}") from None
 
 
 def _install(data_path: Path, dst: Path):
@@ -824,8 +824,3 @@ def _bar(label, total, initial, quiet):
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, desc=label, unit="block", file=sys.stderr, dynamic_ncols=True)
-
-
-def _one_line(exc):
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."

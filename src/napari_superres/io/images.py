@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, OutputError
+from ..errors import InputError, OutputError, one_line
 from .dicom import is_dicom_folder
 from .geotiff import tiff_placement
 from .nifti import NIFTI_SUFFIXES, is_nifti
@@ -80,7 +80,7 @@ def read_image(path) -> tuple[np.ndarray, dict]:
     except MemoryError:
         raise InputError(f"not enough memory to read {path}") from None
     except Exception as exc:  # any decoder failure means the file is corrupt or not what its name says
-        raise InputError(f"cannot read {path}: {_one_line(exc)}") from None
+        raise InputError(f"cannot read {path}: {one_line(exc)}") from None
     meta["format"] = suffix.lstrip(".").replace("jpeg", "jpg").replace("tiff", "tif")
     _drop_bad_axes(meta, data.ndim)
     return data, meta
@@ -139,7 +139,7 @@ def _read_medical(path):
     except MemoryError:
         raise InputError(f"not enough memory to read {path}") from None
     except Exception as exc:
-        raise InputError(f"cannot read {path}: {_one_line(exc)}") from None
+        raise InputError(f"cannot read {path}: {one_line(exc)}") from None
     meta["format"] = name
     _drop_bad_axes(meta, data.ndim)
     return data, meta
@@ -228,7 +228,7 @@ def _read_zarr(path):
     try:
         node = zarr.open(store=str(path), mode="r")
     except Exception as exc:
-        raise InputError(f"cannot open Zarr {path}: {_one_line(exc)}") from None
+        raise InputError(f"cannot open Zarr {path}: {one_line(exc)}") from None
     meta = {}
     if isinstance(node, zarr.Array):
         ours = node.attrs.get(_AXES_META_KEY)
@@ -343,7 +343,7 @@ def write_image(path, array, *, overwrite=False, meta=None) -> Path:
     except BaseException as exc:
         _remove_quietly(tmp)
         if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {_one_line(exc)}") from None
+            raise OutputError(f"cannot write {path}: {one_line(exc)}") from None
         raise
     return path
 
@@ -465,7 +465,7 @@ def _write_zarr_atomic(path, array, meta):
     except BaseException as exc:
         _remove_quietly(tmp)
         if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {_one_line(exc)}") from None
+            raise OutputError(f"cannot write {path}: {one_line(exc)}") from None
         raise
 
 
@@ -551,8 +551,3 @@ def _remove_quietly(p):
             p.unlink()
     except FileNotFoundError:
         pass
-
-
-def _one_line(exc):
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."

@@ -77,7 +77,8 @@ class SRModel:
         return f"SRModel({self.name!r}, scale={self.scale}, channels={self.channels}, path={self.path})"
 
 
-def _one_line(err: BaseException) -> str:
+def _first_line(err: BaseException) -> str:
+    """The first line of a Keras error (the rest is a trace of the layer calls), at most 300 characters."""
     text = str(err).strip().splitlines()
     return text[0][:300] if text else type(err).__name__
 
@@ -103,7 +104,7 @@ def _read_keras(path: Path, allow_unsafe: bool) -> keras.Model:
         msg = str(e)
         unsafe = "safe_mode" in msg or "unsafe" in msg.lower()
         if not unsafe:
-            raise ModelError(f"cannot load model {path.name}: {_one_line(e)}") from None
+            raise ModelError(f"cannot load model {path.name}: {_first_line(e)}") from None
         if not allow_unsafe:
             raise ModelError(
                 f"model {path.name} needs unsafe code to load (a Lambda layer or Python function); {UNSAFE_HINT}"
@@ -111,7 +112,7 @@ def _read_keras(path: Path, allow_unsafe: bool) -> keras.Model:
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=False)
     except Exception as e:
-        raise ModelError(f"cannot load model {path.name}: {_one_line(e)}") from None
+        raise ModelError(f"cannot load model {path.name}: {_first_line(e)}") from None
 
 
 def _io_shapes(model) -> tuple[int, tuple | None]:
@@ -163,7 +164,7 @@ def probe_geometry(model, channels, fixed=None) -> tuple[int, int]:
                 f"input {h}x{w} gives output {'x'.join(map(str, out[1:3]))}"
             )
         return out[1] // h, m
-    raise ModelError(f"model {model.name} fails on small test images: {_one_line(error)}")
+    raise ModelError(f"model {model.name} fails on small test images: {_first_line(error)}")
 
 
 def _wrap(model, path, desc: dict | None) -> SRModel:

@@ -218,7 +218,7 @@ class Server:
         return str(path)
 
     def op_devices(self):
-        return _devices()
+        return visible_devices()
 
 
 def _upscale_z_first(data, model, options):
@@ -258,7 +258,7 @@ def _plain(value):
     return value
 
 
-def _devices() -> list[str]:
+def visible_devices() -> list[str]:
     """Devices the worker's Keras backend can use, as ``["CPU", "GPU:0", ...]``."""
     import keras
 

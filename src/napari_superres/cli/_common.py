@@ -1,0 +1,81 @@
+"""What the subcommands share: the device set-up before Keras loads, TensorFlow's start-up noise held back,
+and the progress bar."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+
+from ..errors import SuperResError
+
+
+def prepare_device(device):
+    """Set the environment before Keras is imported: quiet TensorFlow, and hide GPUs for ``cpu`` (the
+    settings the model worker uses for the same choice)."""
+    from ..worker.protocol import device_env
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if device == "cpu":
+        os.environ.update(device_env("cpu"))
+
+
+def check_gpu():
+    """SuperResError unless the Keras backend sees at least one GPU."""
+    import keras
+
+    from ..worker.server import visible_devices
+
+    if visible_devices() == ["CPU"]:
+        backend = keras.backend.backend()
+        raise SuperResError(f"--device gpu: no GPU is visible to Keras ({backend} backend); use --device cpu or auto")
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Hold back what TensorFlow's C++ side prints while it loads (oneDNN, CUDA probing: a dozen lines that
+    TF_CPP_MIN_LOG_LEVEL no longer silences); replayed if something unexpected goes wrong."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    held = tempfile.TemporaryFile()
+    os.dup2(held.fileno(), 2)
+    unexpected = False
+    try:
+        yield
+    except SuperResError:
+        raise
+    except Exception:
+        unexpected = True
+        raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        if unexpected:
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+        held.close()
+
+
+class Progress:
+    """A tqdm bar on stderr fed by the engine's ``progress(done, total)`` callback."""
+
+    def __init__(self, label, enabled):
+        self.label, self.enabled, self.bar = label, enabled, None
+
+    def __call__(self, done, total):
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.label, unit="step", file=sys.stderr, dynamic_ncols=True)
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
