@@ -28,6 +28,7 @@ from napari_superres.models.registry import ARCHITECTURES  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "cpu.json"
 EXTRA = REPO / "bench" / "results" / "cpu-skimage.json"
+DOMAINS = REPO / "bench" / "results" / "microscopy.json"  # bench/microscopy_domains.py
 TABLE = REPO / "docs" / "models.md"
 
 
@@ -44,8 +45,98 @@ def architecture_text(desc: dict) -> str:
         return (f"ESPCN (Shi et al. 2016): three convolutions in low resolution (5x5 with {feats} features, 3x3 "
                 f"with {feats // 2}, tanh; then 3x3 to {3 * scale * scale} channels), a x{scale} pixel shuffle, "
                 "and a global bicubic skip. Every convolution runs on the small input: the fast model.")
+    if arch == "span":
+        feats, blocks = opts.get("n_feats", 48), opts.get("n_blocks", 6)
+        return (f"SPAN (Wan et al. 2024, NTIRE 2024 efficient SR): {blocks} blocks of {feats} features, each three 3x3 "
+                "convolutions with SiLU and the parameter-free attention sigmoid(x) - 0.5; trained with wider "
+                "branches (1x1-3x3-1x1 plus a 1x1 skip) that are merged into plain 3x3 convolutions for inference; "
+                f"one x{scale} sub-pixel stage and a global bicubic skip.")
     spec = ARCHITECTURES.get(arch)
     return spec.summary if spec else str(arch)
+
+
+def _run_text(run: dict) -> str:
+    steps, batch, patch = run.get("steps", "?"), run.get("batch", "?"), run.get("lr_patch", "?")
+    return (f"{steps:,} steps of {batch} random {patch}x{patch} LR patches (flips and rotations), "
+            f"{run.get('minutes', '?')} minutes on a {run.get('machine', '?')}, {run.get('loss', 'L1')} loss, Adam, "
+            f"{run.get('precision', 'float32')} compute with float32 weights")
+
+
+def training_lines(train: dict) -> list:
+    """The budget: one line per training run (a resumed model lists each), then validation PSNR against steps."""
+    runs = train.get("runs") or [train]
+    start = f"; started from the body of `{train['warm_start']}`" if train.get("warm_start") and len(runs) == 1 else ""
+    if len(runs) == 1:
+        lines = [f"- Budget: {_run_text(runs[0])}{start}."]
+    else:
+        lines = [f"- Budget: {train.get('steps', 0):,} steps in {len(runs)} runs, {train.get('patches', 0):,} patches, "
+                 f"{train.get('minutes', '?')} minutes in all; each run resumed from the previous weights:"]
+        lines += [f"  {i + 1}. {_run_text(run)}." for i, run in enumerate(runs)]
+    curves = [(run.get("curve_images"), run["curve"]) for run in runs if run.get("curve")]
+    for what, curve in curves:
+        lines += ["", f"  Against steps ({what}): "
+                  + ", ".join(f"{int(step):,}: {psnr:.2f} dB" for step, psnr in curve) + "."]
+    return lines
+
+
+def reproduce_text(name: str, train: dict) -> str:
+    script = train.get("script") or "scripts/train_zoo.py"
+    runs = train.get("runs") or [train]
+    text = f"`python3 ../shared/data/make_corpus.py && .venv/bin/python {script} --only {name}`"
+    if any("H200" in str(run.get("machine", "")) or "GPU" in str(run.get("machine", "")) for run in runs):
+        text += (f"; the GPU runs: `bash scripts/device/run.sh --only {name}` on the device machine, then "
+                 "`scripts/device/import_weights.py` (docs/device-run.md)")
+    return text
+
+
+def photo_validation_lines(name, val) -> list:
+    return [
+        f"{val.get('images', 'held-out images')} ({', '.join(HELD_OUT)}), never used in training. LR made by "
+        f"antialiased bicubic downscaling (MATLAB `imresize` convention); {val.get('metric', 'PSNR/SSIM on Y')}.",
+        "",
+        "| method | PSNR-Y (dB) | SSIM-Y |",
+        "|---|---:|---:|",
+        f"| **{name}** | **{val['psnr']:.2f}** | **{val['ssim']:.4f}** |",
+        f"| bicubic | {val['bicubic_psnr']:.2f} | {val['bicubic_ssim']:.4f} |",
+        f"| Lanczos | {val['lanczos_psnr']:.2f} | {val['lanczos_ssim']:.4f} |",
+        "",
+        f"Gain: {val['psnr'] - val['bicubic_psnr']:+.2f} dB over bicubic, {val['psnr'] - val['lanczos_psnr']:+.2f} dB "
+        "over Lanczos.",
+    ]
+
+
+def microscopy_validation_lines(name, val) -> list:
+    """Each camera setting of the validation: binning alone (the image's own noise kept) and a camera at a photon
+    level; whole images and background-only crops (where a model must not invent structure)."""
+    lines = [
+        f"{val.get('images', 'held-out real fluorescence')}, never used in training; {val.get('metric')}.",
+        "",
+        "| LR made by | model PSNR | bicubic PSNR | gain | model SSIM | bicubic SSIM | background: model / bicubic |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    labels = {"binning": f"{val.get('lr', 'binning')} alone"}
+    for setting, m in (val.get("per_setting") or {"binning": val}).items():
+        label = labels.get(setting, f"binning + camera noise at {setting.split('=')[-1]} photons")
+        lines.append(f"| {label} | {m['psnr']:.2f} | {m['bicubic_psnr']:.2f} | {m['psnr'] - m['bicubic_psnr']:+.2f} | "
+                     f"{m['ssim']:.4f} | {m['bicubic_ssim']:.4f} | {m.get('background_psnr', float('nan')):.2f} / "
+                     f"{m.get('background_bicubic_psnr', float('nan')):.2f} |")
+    lines += ["", "Trained on camera images with shot and read noise, the model also denoises: on noisy data it gains "
+              "several dB, on clean, bright data (binning alone) it can score below bicubic, since it smooths the "
+              "image's own noise that the reference keeps. Check it on your data (`napari-superres evaluate`)."]
+    return lines
+
+
+def limits_text(name, micro) -> str:
+    if micro:
+        return ("Trained on simulated fluorescence and one real image, through a simulated camera (binning, shot and "
+                "read noise); other structures, optics or cameras may differ: validate on your own data "
+                f"(`napari-superres evaluate -m {name} HR_DIR`) or train a model on it (`napari-superres train "
+                "--degradation microscope`) before measuring on the output.")
+    return ("Trained on clean photographs degraded by bicubic downscaling only: it sharpens what bicubic blurs, but "
+            "does not remove noise, blur or compression artefacts, and it invents no detail beyond what the training "
+            "photos taught it. Microscopy, medical and remote-sensing images differ from photographs: validate on "
+            f"your own data (`napari-superres evaluate -m {name} HR_DIR`) or train a model on it "
+            "(`napari-superres train`) before measuring on the output.")
 
 
 def tiling_text(desc: dict) -> str:
@@ -78,11 +169,12 @@ def card(info, results: dict, extras=()) -> str:
     scale = desc["scale"]
     speed = _find(results.get("speed"), name)
     size_mb = info.path.stat().st_size / 1e6
+    micro = model_domain(desc) == "microscopy"
     lines = [
         f"# {name}",
         "",
-        f"x{scale} super-resolution of RGB photographs, shipped with napari-superres-keras"
-        + (" (the default model)." if name == DEFAULT_MODEL else "."),
+        f"x{scale} super-resolution of {'single-channel fluorescence microscopy' if micro else 'RGB photographs'}, "
+        "shipped with napari-superres-keras" + (" (the default model)." if name == DEFAULT_MODEL else "."),
         "",
         "| | |",
         "|---|---|",
@@ -90,34 +182,22 @@ def card(info, results: dict, extras=()) -> str:
         f"| Architecture | `{desc.get('architecture')}` {json.dumps(desc.get('options') or {})}: "
         f"{architecture_text(desc)} |",
         f"| Parameters | {desc['parameters']:,} (float32; the file is {size_mb:.2f} MB) |",
-        f"| Input | {desc['channels']} channels (RGB; gray images are fed as three equal channels), any size; values "
-        f"scaled by the data type's range to [0, 1] |",
+        (f"| Input | 1 channel, any size, any dtype; each image mapped by its own 2 / 99.8 percentiles (CARE's "
+         "normalisation), the output by the exact inverse map |" if micro else
+         f"| Input | {desc['channels']} channels (RGB; gray images are fed as three equal channels), any size; values "
+         f"scaled by the data type's range to [0, 1] |"),
         f"| Output | x{scale} height and width, the input's data type |",
         f"| Tiling | {tiling_text(desc)} |",
         "",
         "## Training",
         "",
         f"- Data: {train.get('data', 'not stated')}.",
-        f"- Budget: {train.get('steps', '?'):,} steps of {train.get('batch', '?')} random "
-        f"{train.get('lr_patch', '?')}x{train.get('lr_patch', '?')} LR patches (flips and rotations), "
-        f"{train.get('minutes', '?')} minutes on a {train.get('machine', '?')}, {train.get('loss', '?')} loss, Adam, "
-        f"{train.get('precision', 'float32')} compute with float32 weights"
-        + (f"; started from the body of `{train['warm_start']}`" if train.get("warm_start") else "") + ".",
-        f"- Reproduce: `python3 ../shared/data/make_corpus.py && .venv/bin/python scripts/train_zoo.py --only {name}`.",
+        *training_lines(train),
+        f"- Reproduce: {reproduce_text(name, train)}.",
         "",
         "## Validation",
         "",
-        f"{val.get('images', 'held-out images')} ({', '.join(HELD_OUT)}), never used in training. LR made by "
-        f"antialiased bicubic downscaling (MATLAB `imresize` convention); {val.get('metric', 'PSNR/SSIM on Y')}.",
-        "",
-        "| method | PSNR-Y (dB) | SSIM-Y |",
-        "|---|---:|---:|",
-        f"| **{name}** | **{val['psnr']:.2f}** | **{val['ssim']:.4f}** |",
-        f"| bicubic | {val['bicubic_psnr']:.2f} | {val['bicubic_ssim']:.4f} |",
-        f"| Lanczos | {val['lanczos_psnr']:.2f} | {val['lanczos_ssim']:.4f} |",
-        "",
-        f"Gain: {val['psnr'] - val['bicubic_psnr']:+.2f} dB over bicubic, {val['psnr'] - val['lanczos_psnr']:+.2f} dB "
-        "over Lanczos.",
+        *(microscopy_validation_lines(name, val) if micro else photo_validation_lines(name, val)),
     ]
     for extra in extras:
         q = _find(extra.get("quality"), name)
@@ -158,24 +238,50 @@ def card(info, results: dict, extras=()) -> str:
         "## Use",
         "",
         "```",
-        f"napari-superres upscale photo.png -m {name} -o photo_x{scale}.png",
+        (f"napari-superres upscale stack.tif -m {name} -o stack_x{scale}.tif --axes ZYX" if micro else
+         f"napari-superres upscale photo.png -m {name} -o photo_x{scale}.png"),
         "```",
         "",
         f"In Python: `napari_superres.upscale(image, \"{name}\")`; in napari: the Upscale widget, model `{name}`.",
         "",
         "## Limits",
         "",
-        "Trained on clean photographs degraded by bicubic downscaling only: it sharpens what bicubic blurs, but "
-        "does not remove noise, blur or compression artefacts, and it invents no detail beyond what the training "
-        "photos taught it. Microscopy, medical and remote-sensing images differ from photographs: validate on your "
-        "own data (`napari-superres evaluate -m "
-        f"{name} HR_DIR`) or train a model on it (`napari-superres train`) before measuring on the output.",
+        limits_text(name, micro),
         "",
     ]
     return "\n".join(lines)
 
 
-def table(infos, results: dict, extras=()) -> str:
+def microscopy_table(infos, domains) -> list:
+    """The microscopy models' validation, then every model on the held-out real fluorescence (photo and microscopy
+    side by side: ``bench/microscopy_domains.py``)."""
+    if not infos:
+        return []
+    lines = ["", "## Microscopy models", "",
+             "Validated on held-out real fluorescence (" + infos[0].description["validation"].get("images", "") + "); "
+             "PSNR/SSIM on the reference's percentile-normalised range (2 / 99.8). Each card has the details.", "",
+             "| model | architecture | scale | parameters | LR by binning: PSNR | bicubic | gain | binning + noise "
+             "(100 photons): PSNR | bicubic | gain |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for info in infos:
+        d, per = info.description, info.description["validation"].get("per_setting", {})
+        b, n = per.get("binning", d["validation"]), per.get("photons=100")
+        noisy = (f"{n['psnr']:.2f} | {n['bicubic_psnr']:.2f} | {n['psnr'] - n['bicubic_psnr']:+.2f}" if n else "- | - | -")
+        lines.append(f"| [{info.name}](../src/napari_superres/models/weights/{info.name}.md) | {d['architecture']} | "
+                     f"x{d['scale']} | {d['parameters']:,} | {b['psnr']:.2f} | {b['bicubic_psnr']:.2f} | "
+                     f"{b['psnr'] - b['bicubic_psnr']:+.2f} | {noisy} |")
+    if domains:
+        lines += ["", f"Photo and microscopy models on the same real fluorescence ({domains['images']}; "
+                  "`bench/microscopy_domains.py`), gain over bicubic in dB:", "",
+                  "| model | domain | LR by binning | binning + noise (100 photons) |", "|---|---|---:|---:|"]
+        domain_of = {info.name: model_domain(info.description) for info in list_models()}
+        for row in domains["rows"]:
+            cells = [f"{row[k]['psnr'] - row[k]['bicubic_psnr']:+.2f}" if k in row else "-"
+                     for k in ("binning", "photons=100")]
+            lines.append(f"| {row['model']} | {domain_of.get(row['model'], '?')} | {cells[0]} | {cells[1]} |")
+    return lines
+
+
+def table(infos, results: dict, extras=(), domains=None) -> str:
     lines = [
         "# Shipped models",
         "",
@@ -192,7 +298,8 @@ def table(infos, results: dict, extras=()) -> str:
         "efficiency |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for info in infos:
+    photos = [info for info in infos if model_domain(info.description) != "microscopy"]
+    for info in photos:
         d, v = info.description, info.description["validation"]
         s = _find(results.get("speed"), info.name)
         default = " (default)" if info.name == DEFAULT_MODEL else ""
@@ -214,12 +321,13 @@ def table(infos, results: dict, extras=()) -> str:
         lines += ["", f"On {extra['quality_set']} (`napari-superres bench --quality skimage`), same metric:", "",
                   "| model | scale | PSNR-Y | SSIM-Y | bicubic | Lanczos | vs bicubic | vs Lanczos |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for info in infos:
+        for info in photos:
             q = _find(extra.get("quality"), info.name)
             if q:
                 lines.append(f"| {info.name} | x{q['scale']} | {q['psnr']:.2f} | {q['ssim']:.4f} | "
                              f"{q['bicubic_psnr']:.2f} | {q['lanczos_psnr']:.2f} | {q['psnr'] - q['bicubic_psnr']:+.2f} | "
                              f"{q['psnr'] - q['lanczos_psnr']:+.2f} |")
+    lines += microscopy_table([info for info in infos if info not in photos], domains)
     lines += [
         "",
         "Reproduce: `python3 ../shared/data/make_corpus.py && .venv/bin/python scripts/train_zoo.py` (weights), "
@@ -249,6 +357,7 @@ def main(argv=None):
                    help="figures of quality runs on other image sets, quoted next to the validation scores")
     args = p.parse_args(argv)
     results = json.loads(args.results.read_text())
+    domains = json.loads(DOMAINS.read_text()) if DOMAINS.is_file() else None
     extras = [json.loads(f.read_text()) for f in args.extra_quality]
     infos = sorted((m for m in list_models() if m.source == "shipped"),
                    key=lambda m: (m.description.get("scale", 0), m.description.get("parameters", 0)))
@@ -260,7 +369,7 @@ def main(argv=None):
         write_atomic(path, card(info, results, extras))
         print(f"wrote {path.relative_to(REPO)}")
     TABLE.parent.mkdir(exist_ok=True)
-    write_atomic(TABLE, table(infos, results, extras))
+    write_atomic(TABLE, table(infos, results, extras, domains))
     print(f"wrote {TABLE.relative_to(REPO)}")
 
 

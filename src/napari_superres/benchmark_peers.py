@@ -101,13 +101,14 @@ def peer_child(task: dict) -> dict:
 
 def format_peers(section: dict, cfg: dict) -> list:
     from .benchmark import text_table
+    from .io.extras import distribution_name
 
     out = ["", f"PEERS: the same models and weights on the CPU, {cfg['size']}x{cfg['size']} input, batch 1, float32; "
            "ours over the peer = the peer's time / ours (above 1: we are faster), from CPU time and wall time; "
            "max diff: largest |peer - ours| (float32)"]
     for peer, packages in section["missing"].items():
         out.append(f"{PEERS[peer]}: not measured, {' and '.join(packages)} not installed "
-                   "(pip install 'napari-superres[bench]')")
+                   f"(pip install '{distribution_name()}[bench]')")
     good = [r for r in section["rows"] if "error" not in r]
     labels = [k for k in ("float32", "auto") if any(k in r for r in good)]
     headers = ("model", "peer", "peer ms", "max diff") + tuple(

@@ -25,7 +25,7 @@ def test_peers_run_the_same_model_or_say_what_is_missing():
             assert r["float32"]["speedup_cpu"] > 0 and r["auto"]["ms"] > 0
         assert "espcn-x2" in result["peers"]["auto"]
     else:
-        assert "not installed (pip install 'napari-superres[bench]')" in report
+        assert "not installed (pip install 'napari-superres-keras[bench]')" in report
 
 
 def test_a_missing_peer_package_is_one_line_and_the_bench_goes_on(monkeypatch):
@@ -35,5 +35,5 @@ def test_a_missing_peer_package_is_one_line_and_the_bench_goes_on(monkeypatch):
     assert result["speed"][0]["model"] == "espcn-x2"
     assert result["peers"]["rows"] == []
     lines = [line for line in report.splitlines() if "not measured" in line]
-    assert lines == ["PyTorch: not measured, torch not installed (pip install 'napari-superres[bench]')",
-                     "ONNX Runtime: not measured, torch not installed (pip install 'napari-superres[bench]')"]
+    assert lines == ["PyTorch: not measured, torch not installed (pip install 'napari-superres-keras[bench]')",
+                     "ONNX Runtime: not measured, torch not installed (pip install 'napari-superres-keras[bench]')"]

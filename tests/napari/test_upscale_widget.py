@@ -311,3 +311,26 @@ def test_tiny_layers_with_a_shipped_model(qtbot, upscale_widget, notes, shape):
     if shape == (1, 1):  # one pixel is a flat picture: kept, within what the model does at any image's border
         assert np.abs(out.data.astype(int) - int(img[0, 0])).max() <= 3
     assert np.abs(out.data.mean(axis=(0, 1)) - img.mean(axis=(0, 1))).max() < 3  # its mean colour stays
+
+
+def test_precision_choice_reaches_the_worker(qtbot, upscale_widget, notes):
+    """float32 and bfloat16 chosen in the widget: both runs complete, the layer records the choice, and
+    bfloat16 stays within one grey level of float32 (the bound auto precision keeps)."""
+    viewer, widget = upscale_widget
+    from skimage import data
+
+    photo = data.astronaut()[100:164, 150:230]
+    layer = viewer.add_image(photo, name="astronaut")
+    widget._image.value = layer
+    widget._model.value = "espcn-x2"
+    outputs = {}
+    for precision in ("float32", "bfloat16"):
+        widget._precision.value = precision
+        run_and_wait(qtbot, widget)
+        outputs[precision] = viewer.layers[-1]
+    assert notes.errors() == []
+    for precision, out in outputs.items():
+        assert out.metadata["napari_superres"]["precision"] == precision
+        assert out.data.shape == (128, 160, 3) and out.data.dtype == np.uint8
+    diff = np.abs(outputs["float32"].data.astype(int) - outputs["bfloat16"].data.astype(int))
+    assert diff.max() <= 1

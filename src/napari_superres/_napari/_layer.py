@@ -41,6 +41,7 @@ def upscale_layer(
     tile: int | None = None,
     tta: bool = False,
     device: str = "auto",
+    precision: str | None = None,
     upscale_z: bool = False,
     channel_mode: str = "auto",
     normalization=None,
@@ -69,7 +70,8 @@ def upscale_layer(
     _check_memory(name, out_shape, data.dtype)
 
     norm = _shared_normalizer(data, ax, info, normalization)
-    options = dict(tile=tile, tta=tta, device=device, channel_mode=channel_mode, normalization=norm)
+    options = dict(tile=tile, tta=tta, device=device, precision=precision, channel_mode=channel_mode,
+                   normalization=norm)
     run = _Runner(client, info.get("path") or model, scale, options, progress, cancel)
     out = np.empty(out_shape, dtype=data.dtype)
     if upscale_z:
@@ -79,7 +81,7 @@ def upscale_layer(
 
     layer_ndim = data.ndim - (1 if rgb else 0)
     factors = axis_factors(ax[:layer_ndim], scale, up)
-    return out, _layer_kwargs(layer, name, info, factors, up, tile, tta), "image"
+    return out, _layer_kwargs(layer, name, info, factors, up, tile, tta, precision), "image"
 
 
 # ---------------------------------------------------------------------------------------------- the layer
@@ -138,7 +140,7 @@ def _human(n: int) -> str:
         n /= 1024
 
 
-def _layer_kwargs(layer, name, info, factors, up, tile, tta) -> dict:
+def _layer_kwargs(layer, name, info, factors, up, tile, tta, precision=None) -> dict:
     ndim = len(factors)
     scale = _per_axis(getattr(layer, "scale", None), 1.0, ndim)
     translate = _per_axis(getattr(layer, "translate", None), 0.0, ndim)
@@ -153,6 +155,7 @@ def _layer_kwargs(layer, name, info, factors, up, tile, tta) -> dict:
         "upscaled_axes": up,
         "tile": tile,
         "tta": bool(tta),
+        "precision": precision or "auto",  # as asked; auto resolves per machine and model in the worker
         "source_layer": name,
     }
     kwargs = {

@@ -22,6 +22,7 @@ class UpscaleSettings:
     tta: bool = False  # test-time augmentation (8 flips/rotations averaged)
     device: str = "auto"  # "auto" (GPU if the worker sees one), "cpu" or "gpu:N"
     upscale_z: bool = False  # also upscale Z of a stack (anisotropic data)
+    precision: str = ""  # "" (auto, or the process's NAPARI_SUPERRES_PRECISION), "float32", "bfloat16"
 
 
 LAST_SETTINGS = UpscaleSettings()

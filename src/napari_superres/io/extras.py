@@ -10,7 +10,7 @@ import importlib
 
 from ..errors import SuperResError
 
-DIST_FALLBACK = "napari-superres"
+DIST_FALLBACK = "napari-superres-keras"
 MEDICAL_EXTRA = "medical"
 
 

@@ -63,13 +63,15 @@ def bicubic_phase_weights(scale):
 
 
 def _symmetric_pad2(x, axis):
-    """2 pixels of symmetric (half-sample) padding on both sides of ``axis``, for any size: MirrorPad refuses
-    pads larger than the axis, and a 1-pixel axis simply repeats (as ``numpy.pad(..., "symmetric")``). A gather,
-    the same on every backend (Keras's torch backend pads "symmetric" as "edge")."""
+    """2 pixels of symmetric (half-sample) padding on both sides of ``axis`` (1 or 2), for any size, as
+    ``numpy.pad(..., "symmetric")``: a slice of [x, flip(x), x, flip(x), x] around the middle copy (MirrorPad
+    refuses pads larger than the axis). Concatenations and slices only: the same on every backend and in ONNX
+    (Keras's torch backend pads "symmetric" as "edge", and a gather exports to an operator ONNX lacks)."""
     n = ops.shape(x)[axis]
-    i = ops.arange(-2, n + 2, dtype="int32")
-    i = ops.where(i < 0, -i - 1, ops.where(i >= n, 2 * n - 1 - i, i))
-    return ops.take(x, ops.clip(i, 0, n - 1), axis=axis)
+    flipped = ops.flip(x, axis=axis)
+    y = ops.concatenate([x, flipped, x, flipped, x], axis=axis)
+    start, stop = 2 * n - 2, 3 * n + 2
+    return y[:, start:stop] if axis == 1 else y[:, :, start:stop]
 
 
 @_register

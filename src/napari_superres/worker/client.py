@@ -251,6 +251,7 @@ class WorkerClient:
         overlap=None,
         tta=False,
         device="auto",
+        precision=None,
         channel_mode="auto",
         normalization=None,
         upscale_z=False,
@@ -271,7 +272,7 @@ class WorkerClient:
             raise InputError(f"cannot upscale data of type {data.dtype}: use integer or floating-point images")
         options = dict(
             axes=axes, tile=tile, overlap=overlap, tta=bool(tta), channel_mode=channel_mode,
-            normalization=normalization, upscale_z=bool(upscale_z),
+            normalization=normalization, upscale_z=bool(upscale_z), precision=precision,
         )
         path, desc = self._described(model)
         out_shape = _output_shape(data.shape, desc, axes, "ZYX" if upscale_z else "YX")

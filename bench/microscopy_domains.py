@@ -1,0 +1,46 @@
+"""Photo and microscopy models side by side on held-out real fluorescence (the table of docs/models.md).
+
+    .venv/bin/python bench/microscopy_domains.py [-o bench/results/microscopy.json]
+
+Each shipped model of scale 2 or 4 runs through the engine on the right half of mahotas' nuclear.png (never
+used in training), LR made by binning alone and by a camera at 100 photons
+(``napari_superres.training.validation.evaluate_microscopy``); PSNR/SSIM on the reference's percentile range.
+Photo models see the gray image as three equal channels, as the engine feeds them.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("NAPARI_SUPERRES_PRECISION", "float32")
+
+MODELS = ("espcn-x2", "span-fast-x2", "edsr-x2", "fluo-edsr-x2", "espcn-x4", "edsr-x4", "fluo-edsr-x4")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("-o", "--output", type=Path, default=REPO / "bench" / "results" / "microscopy.json")
+    args = p.parse_args(argv)
+    from napari_superres.models.catalog import list_models
+    from napari_superres.training.validation import evaluate_microscopy
+
+    shipped = {m.name for m in list_models() if m.source == "shipped"}
+    rows = []
+    for name in MODELS:
+        if name not in shipped:
+            continue
+        scores = evaluate_microscopy(name)
+        rows.append({"model": name, **{setting: result["mean"] for setting, result in scores.items()}})
+        print(name, {k: round(v["psnr"] - v["bicubic_psnr"], 2) for k, v in rows[-1].items() if k != "model"},
+              flush=True)
+    args.output.write_text(json.dumps({"images": "right half of mahotas' nuclear.png (2 crops)", "rows": rows},
+                                      indent=1))
+
+
+if __name__ == "__main__":
+    main()
