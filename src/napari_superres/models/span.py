@@ -15,7 +15,7 @@ convolution, and a 3x3 convolution with a pixel shuffle by ``scale`` (one stage 
 Two choices of this project's own:
 
 - SPAN's upsampler outputs the image. Here it outputs a residual added to a float32 bicubic upsampling, and
-  starts at zero, as every other architecture of the project (``_with_bicubic_skip``): an untrained model is
+  starts at zero, as every other architecture of the project (``with_bicubic_skip``): an untrained model is
   exactly bicubic. The upsampler is one linear convolution and a shuffle, so this changes only what it has to
   learn (the detail bicubic misses), not the network.
 - SPAN feeds its network ``(image - mean) * 255``. The attention gate needs that range: for small features
@@ -33,7 +33,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .architectures import _conv, _inputs, _last, _with_bicubic_skip
+from .architectures import conv, last_conv, lr_input, with_bicubic_skip
 from .layers import ParameterFreeAttention, PixelShuffle
 
 FEATURE_RANGE = 255.0  # SPAN's pixel range, where its attention gate works (see the module's docstring)
@@ -44,14 +44,14 @@ def _rep_conv(x, filters, expand, deploy, name):
     """A 3x3 convolution named ``name``; in training form its branches are ``name_expand``, ``name_conv``,
     ``name_reduce`` and ``name_skip``."""
     if deploy:
-        return _conv(filters, 3, name=name)(x)
+        return conv(filters, 3, name=name)(x)
     # Zero-pad the input, not the expanded features: at the border the 3x3 convolution then sees the 1x1
     # expansion's bias, as the merged convolution's bias assumes, and the merge is exact there too.
     y = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
-    y = _conv(x.shape[-1] * expand, 1, name=f"{name}_expand")(y)
+    y = conv(x.shape[-1] * expand, 1, name=f"{name}_expand")(y)
     y = layers.Conv2D(filters * expand, 3, padding="valid", name=f"{name}_conv")(y)
-    y = _conv(filters, 1, name=f"{name}_reduce")(y)
-    skip = _conv(filters, 1, name=f"{name}_skip")(x)
+    y = conv(filters, 1, name=f"{name}_reduce")(y)
+    skip = conv(filters, 1, name=f"{name}_skip")(x)
     return layers.Add(name=f"{name}_sum")([y, skip])
 
 
@@ -76,7 +76,7 @@ def span(scale, channels, n_feats=48, n_blocks=6, expand=2, deploy=False):
     patches), gained more over bicubic on a held-out photo (+1.47 dB against +1.17 dB)."""
     if n_blocks < 1 or n_feats < 1 or expand < 1:
         raise TypeError("n_feats, n_blocks and expand must be at least 1")
-    inp = _inputs(channels)
+    inp = lr_input(channels)
     x = layers.Rescaling(FEATURE_RANGE, offset=-FEATURE_RANGE * INPUT_CENTRE, name="to_pixel_range")(inp)
     head = _rep_conv(x, n_feats, expand, deploy, "head")
     x, outputs, firsts = head, [], []
@@ -86,11 +86,11 @@ def span(scale, channels, n_feats=48, n_blocks=6, expand=2, deploy=False):
         firsts.append(first)
     body = _rep_conv(x, n_feats, expand, deploy, "body_end")
     x = layers.Concatenate(name="features")([head, body, outputs[0], firsts[-1]])
-    x = _conv(n_feats, 1, name="fuse")(x)
-    x = _last(channels * scale * scale, 3, name="upsampler")(x)
+    x = conv(n_feats, 1, name="fuse")(x)
+    x = last_conv(channels * scale * scale, 3, name="upsampler")(x)
     x = PixelShuffle(scale, name="upsampler_shuffle")(x)
     x = layers.Rescaling(1 / FEATURE_RANGE, name="to_input_range")(x)
-    return _with_bicubic_skip(inp, x, scale, f"span_x{scale}")
+    return with_bicubic_skip(inp, x, scale, f"span_x{scale}")
 
 
 def _merged(model, name):
