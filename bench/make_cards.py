@@ -29,6 +29,7 @@ from napari_superres.models.registry import ARCHITECTURES  # noqa: E402
 RESULTS = REPO / "bench" / "results" / "cpu.json"
 EXTRA = REPO / "bench" / "results" / "cpu-skimage.json"
 DOMAINS = REPO / "bench" / "results" / "microscopy.json"  # bench/microscopy_domains.py
+GPU = REPO / "bench" / "results" / "gpu-h200.json"  # scripts/device/bench_gpu.py on the device machine
 TABLE = REPO / "docs" / "models.md"
 
 
@@ -58,7 +59,7 @@ def architecture_text(desc: dict) -> str:
 def _run_text(run: dict) -> str:
     steps, batch, patch = run.get("steps", "?"), run.get("batch", "?"), run.get("lr_patch", "?")
     return (f"{steps:,} steps of {batch} random {patch}x{patch} LR patches (flips and rotations), "
-            f"{run.get('minutes', '?')} minutes on a {run.get('machine', '?')}, {run.get('loss', 'L1')} loss, Adam, "
+            f"{run.get('minutes', '?')} minutes ({run.get('machine', '?')}), {run.get('loss', 'L1')} loss, Adam, "
             f"{run.get('precision', 'float32')} compute with float32 weights")
 
 
@@ -281,7 +282,30 @@ def microscopy_table(infos, domains) -> list:
     return lines
 
 
-def table(infos, results: dict, extras=(), domains=None) -> str:
+def gpu_table(gpu) -> list:
+    """Speed on a GPU (``scripts/device/bench_gpu.py``): output MP/s, efficiency against its own matrix product."""
+    if not gpu:
+        return []
+    m, mm = gpu["machine"], gpu["matmul"]
+    lines = ["", "## On a GPU", "",
+             f"{', '.join(m.get('devices', []))} ({m.get('accelerator', 'NVIDIA H200')}), Keras {m['keras']} on "
+             f"{m['backend']}; a {gpu['size']}x{gpu['size']} RGB input, tiles of {gpu['tile']}; the model's input and "
+             "output cross the host link, as in real use. Efficiency: the model's multiply-accumulates per second "
+             f"over those of an 8192-square matrix product in the same precision ({mm['float32']['tflops']:.0f} "
+             f"TFLOP/s float32, {mm['bfloat16']['tflops']:.0f} bfloat16). `scripts/device/bench_gpu.py`.", "",
+             "| model | precision | mode | output MP/s | efficiency |", "|---|---|---|---:|---:|"]
+    lines += [f"| {r['model']} | {r['precision']} | {r['mode']} | {r['output_mp_s']:.1f} | {r['efficiency']:.3f} |"
+              for r in gpu["models"]]
+    whole = [r for r in gpu["models"] if r["mode"] == "whole"]
+    gmacs, seconds = [r["gmacs"] for r in whole], [r["seconds"] for r in whole]
+    if whole and max(gmacs) > 10 * min(gmacs) and max(seconds) < 5 * min(seconds):
+        lines += ["", f"Models from {min(gmacs):.0f} to {max(gmacs):.0f} GMAC a call take {min(seconds) * 1e3:.0f} to "
+                  f"{max(seconds) * 1e3:.0f} ms: the time goes outside the convolutions (the image's trips to and "
+                  "from the GPU, Keras' call), not into them."]
+    return lines
+
+
+def table(infos, results: dict, extras=(), domains=None, gpu=None) -> str:
     lines = [
         "# Shipped models",
         "",
@@ -328,6 +352,7 @@ def table(infos, results: dict, extras=(), domains=None) -> str:
                              f"{q['bicubic_psnr']:.2f} | {q['lanczos_psnr']:.2f} | {q['psnr'] - q['bicubic_psnr']:+.2f} | "
                              f"{q['psnr'] - q['lanczos_psnr']:+.2f} |")
     lines += microscopy_table([info for info in infos if info not in photos], domains)
+    lines += gpu_table(gpu)
     lines += [
         "",
         "Reproduce: `python3 ../shared/data/make_corpus.py && .venv/bin/python scripts/train_zoo.py` (weights), "
@@ -358,6 +383,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     results = json.loads(args.results.read_text())
     domains = json.loads(DOMAINS.read_text()) if DOMAINS.is_file() else None
+    gpu = json.loads(GPU.read_text()) if GPU.is_file() else None
     extras = [json.loads(f.read_text()) for f in args.extra_quality]
     infos = sorted((m for m in list_models() if m.source == "shipped"),
                    key=lambda m: (m.description.get("scale", 0), m.description.get("parameters", 0)))
@@ -369,7 +395,7 @@ def main(argv=None):
         write_atomic(path, card(info, results, extras))
         print(f"wrote {path.relative_to(REPO)}")
     TABLE.parent.mkdir(exist_ok=True)
-    write_atomic(TABLE, table(infos, results, extras, domains))
+    write_atomic(TABLE, table(infos, results, extras, domains, gpu))
     print(f"wrote {TABLE.relative_to(REPO)}")
 
 

@@ -25,6 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from zoo_data import PatchPairs, load_corpus  # noqa: E402
 
+from napari_superres.models.registry import SPAN_FAST  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "src" / "napari_superres" / "models" / "weights"
 RUNS = REPO / "runs" / "zoo"
@@ -41,6 +43,7 @@ ZOO = [
     ("edsr-x4", "edsr", 4, EDSR_CPU, 15, "edsr-x2"),
     ("espcn-x3", "espcn", 3, {}, 6, None),
     ("edsr-x3", "edsr", 3, EDSR_CPU, 12, "edsr-x2"),
+    ("span-fast-x2", "span", 2, SPAN_FAST, 20, None),
 ]
 LR_PATCH, BATCH = 48, 16
 

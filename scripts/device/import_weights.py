@@ -79,6 +79,7 @@ def main(argv=None):
             from napari_superres.training.microscopy import training_images
 
             training = training_record(entry, args.machine, train_microscopy.data_text(training_images()))
+            training["script"] = "scripts/train_microscopy.py"
             train_microscopy.finish_model(name, entry["arch"], entry["scale"], entry["options"], weights, training,
                                           args.weights_dir)
             continue

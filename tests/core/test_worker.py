@@ -273,7 +273,7 @@ def test_upscale_layer_2d_geometry_name_and_metadata(client, assets):
     assert kwargs["metadata"]["origin"] == "scope"
     assert kwargs["metadata"]["napari_superres"] == {
         "model": "gray-x2", "model_path": str(assets / "gray.keras"), "scale": 2, "upscaled_axes": "YX",
-        "tile": 24, "tta": False, "source_layer": "cells",
+        "tile": 24, "tta": False, "precision": "auto", "source_layer": "cells",
     }
     assert layer.metadata == {"origin": "scope"}  # the input layer is untouched
     assert events and events[-1][0] == events[-1][1]  # one image: its tiles are the progress

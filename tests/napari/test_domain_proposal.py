@@ -16,11 +16,16 @@ def _stem(widget) -> str:
 
 
 @pytest.fixture
-def microscopy_model(models):
-    """A tiny (untrained) 1-channel model with domain "microscopy" in the user's model library."""
+def microscopy_model(models, monkeypatch):
+    """A tiny (untrained) 1-channel model with domain "microscopy" in the user's model library, the only
+    microscopy model in the lists (the shipped ones left out, so a run's output is known exactly)."""
     from napari_superres._napari import _models
+    from napari_superres.models.catalog import model_domain
     from napari_superres.models.description import read_description, write_description
 
+    every = _models.model_choices
+    monkeypatch.setattr(_models, "model_choices", lambda: [
+        c for c in every() if not (c.source == "shipped" and model_domain(c.description) == "microscopy")])
     path = _models.user_model_path("tiny-fluo-x2")
     shutil.copy(models["nearest-gray-x2"], path)
     write_description(path, {**read_description(path), "name": path.stem, "domain": "microscopy"})
@@ -30,7 +35,18 @@ def microscopy_model(models):
     _models.LIBRARY.changed.emit("")
 
 
-def test_without_a_microscopy_model_the_photo_default_is_proposed_with_the_reason(upscale_widget):
+@pytest.fixture
+def no_microscopy_model(monkeypatch):
+    """The model lists as they are where no microscopy model is installed."""
+    from napari_superres._napari import _models
+    from napari_superres.models.catalog import model_domain
+
+    every = _models.model_choices
+    monkeypatch.setattr(_models, "model_choices",
+                        lambda: [c for c in every() if model_domain(c.description) != "microscopy"])
+
+
+def test_without_a_microscopy_model_the_photo_default_is_proposed_with_the_reason(no_microscopy_model, upscale_widget):
     from napari_superres.models.catalog import DEFAULT_MODEL
 
     viewer, widget = upscale_widget
@@ -80,4 +96,14 @@ def test_the_user_can_change_the_proposed_model(upscale_widget, microscopy_model
     assert _stem(widget) == DEFAULT_MODEL
     assert widget.settings().model == photo_default
     widget._image.value = viewer.add_image(np.zeros((40, 48), np.uint16), name="fluo 2")
-    assert _stem(widget) == "tiny-fluo-x2"  # a photo model on a new fluorescence layer: microscopy proposed
+    assert _stem(widget) == DEFAULT_MODEL  # the user's pick stays on the next layer
+    assert widget._proposal.value.startswith("Microscopy model proposed")  # while the reason says what suits
+
+
+def test_the_shipped_microscopy_model_is_proposed_for_fluorescence(upscale_widget):
+    from napari_superres.models.catalog import DEFAULT_MICROSCOPY_MODEL
+
+    viewer, widget = upscale_widget
+    widget._image.value = viewer.add_image(np.zeros((2, 40, 48), np.uint16), name="stack")
+    assert _stem(widget) == DEFAULT_MICROSCOPY_MODEL
+    assert widget._proposal.value.startswith("Microscopy model proposed: the layer is not RGB")

@@ -322,7 +322,7 @@ def test_precision_choice_reaches_the_worker(qtbot, upscale_widget, notes):
     photo = data.astronaut()[100:164, 150:230]
     layer = viewer.add_image(photo, name="astronaut")
     widget._image.value = layer
-    widget._model.value = "espcn-x2"
+    widget._model.value = next(v for _, v in widget._model_choices() if v.endswith("espcn-x2.keras"))
     outputs = {}
     for precision in ("float32", "bfloat16"):
         widget._precision.value = precision

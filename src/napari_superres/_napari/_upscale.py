@@ -217,6 +217,7 @@ class UpscaleWidget(Container):
 
         self._image = create_widget(annotation="napari.layers.Image", label="Image")
         self._model = ComboBox(label="Model", choices=self._model_choices, nullable=False)
+        self._auto_model = None  # the model this widget chose itself (default or proposal), not the user
         self._browse = PushButton(text="Browse...", tooltip="Use a .keras model file from disk")
         self._model_info = Label(label="", value="")
         self._proposal = Label(label="", value="")  # which model suits the layer, and why
@@ -300,19 +301,15 @@ class UpscaleWidget(Container):
         else:
             default = _models.default_choice(choices)
             if default is not None:
-                self._model.value = default.value
+                self._model.value = self._auto_model = default.value
 
     def _propose(self, *_) -> None:
-        """Select a model of the domain that suits the chosen layer (photo for RGB, microscopy otherwise) and
-        say why; the user may pick another one afterwards."""
-        from napari_superres.models.catalog import model_domain
-
+        """Select the model that suits the chosen layer (photo for RGB, microscopy otherwise) and say why, unless
+        the user picked a model: that one stays (the reason line still says what would suit)."""
         choice, reason = _models.propose(_models.model_choices(), self._image.value)
-        current = self._current_choice()
-        if choice is not None and self._image.value is not None and (
-            current is None or model_domain(current.description) != model_domain(choice.description)
-        ):  # a model the user picked stays while it suits the layer's domain
-            self._model.value = choice.value
+        picked_by_user = self._model.value not in (None, "", self._auto_model)
+        if choice is not None and self._image.value is not None and not picked_by_user:
+            self._model.value = self._auto_model = choice.value
         self._proposal.value = reason
 
     def _on_library_changed(self, select: str = "") -> None:
