@@ -183,7 +183,7 @@ def card(info, results: dict, extras=()) -> str:
         f"| Architecture | `{desc.get('architecture')}` {json.dumps(desc.get('options') or {})}: "
         f"{architecture_text(desc)} |",
         f"| Parameters | {desc['parameters']:,} (float32; the file is {size_mb:.2f} MB) |",
-        (f"| Input | 1 channel, any size, any dtype; each image mapped by its own 2 / 99.8 percentiles (CARE's "
+        ("| Input | 1 channel, any size, any dtype; each image mapped by its own 2 / 99.8 percentiles (CARE's "
          "normalisation), the output by the exact inverse map |" if micro else
          f"| Input | {desc['channels']} channels (RGB; gray images are fed as three equal channels), any size; values "
          f"scaled by the data type's range to [0, 1] |"),

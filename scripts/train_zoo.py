@@ -5,8 +5,10 @@
 
 Every model: RGB, bicubic degradation (MATLAB ``imresize`` convention, applied to whole images before cropping),
 L1 loss, Adam (2e-4, then 5e-5 for the last quarter of the budget), random 48x48 LR patches with flips and
-rotations, batch 16, mixed bfloat16 compute with float32 weights (saved as a float32 model). x3 and x4 quality
-models start from the x2 model's body, as EDSR does. Budgets are wall-clock minutes on the machine that runs
+rotations, batch 16, mixed bfloat16 compute where the CPU has bfloat16 instructions (float32 elsewhere), float32
+weights (saved as a float32 model). Each model goes on from the shipped model of the same name (its steps add up,
+each run is listed in the description; ``--fresh`` starts over); new x3 and x4 quality models start from the x2
+model's body, as EDSR does. Budgets are wall-clock minutes on the machine that runs
 the script; the steps actually taken are written into each model's description and card.
 
 The photos named in ``napari_superres.benchmark.HELD_OUT`` never enter training; the model's PSNR/SSIM on them, next to bicubic and
@@ -17,7 +19,6 @@ interrupted run resumes where it stopped.
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -58,6 +59,43 @@ def build(arch, scale, options, policy, channels=3):
         return build_model(arch, scale, channels, **options)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def training_policy() -> str:
+    """mixed_bfloat16 on CPUs with bfloat16 instructions (AMX, AVX512-BF16), where it is several times faster;
+    float32 elsewhere (AVX2 emulates bfloat16 and gains nothing)."""
+    from napari_superres.engine.precision import candidates, cpu_info
+
+    return "mixed_bfloat16" if candidates(cpu_info()[1], None)[0] else "float32"
+
+
+def resume_from_shipped(model, name, arch, options, shipped=WEIGHTS):
+    """Give ``model`` the weights of the shipped model ``name`` if it has the same architecture and options, so
+    that training goes on where earlier runs stopped. Returns that model's ``training`` record (with its steps),
+    or None when there is nothing to resume from."""
+    import keras
+
+    from napari_superres.models.description import read_description
+
+    path = Path(shipped) / f"{name}.keras"
+    desc = read_description(path) if path.exists() else None
+    if not desc or desc.get("architecture") != arch or (desc.get("options") or {}) != options:
+        return None
+    warm_start(model, keras.saving.load_model(path, compile=False))
+    return dict(desc.get("training") or {})
+
+
+def training_record(before, run: dict, data: str) -> dict:
+    """A description's ``training``: totals over every run (``before``: the resumed model's record, if any) and
+    the runs themselves, each with its machine, steps, batch, minutes, precision and validation curve."""
+    before = dict(before or {})
+    runs = before.pop("runs", None) or ([before] if before else [])
+    runs = runs + [run]
+    return {"data": data, "loss": run.get("loss", "L1"), "steps": sum(r.get("steps", 0) for r in runs),
+            "patches": sum(r.get("steps", 0) * r.get("batch", 0) for r in runs),
+            "minutes": round(sum(r.get("minutes", 0) for r in runs), 1), "batch": run["batch"],
+            "lr_patch": run["lr_patch"], "precision": run["precision"], "machine": run["machine"],
+            "warm_start": run.get("warm_start"), "runs": runs}
 
 
 def warm_start(model, source):
@@ -113,20 +151,25 @@ def context_for_one_grey_level(model, scale, val, receptive_radius):
     return receptive_radius
 
 
-def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0):
+def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0, resume=True):
     import keras
 
     from napari_superres.models.loading import load_model
 
     RUNS.mkdir(parents=True, exist_ok=True)
     ckpt, state_file = RUNS / f"{name}.weights.h5", RUNS / f"{name}.json"
-    model = build(arch, scale, options, "mixed_bfloat16")
-    state = {"steps": 0, "seconds": 0.0}
+    policy = training_policy()
+    model = build(arch, scale, options, policy)
+    state = {"steps": 0, "seconds": 0.0, "before": None}
     if ckpt.exists() and state_file.exists():
         model.load_weights(ckpt)
         state = json.loads(state_file.read_text())
         print(f"{name}: resuming at step {state['steps']} ({state['seconds'] / 60:.1f} min done)", flush=True)
-    if init and not state["steps"]:
+    elif resume:
+        state["before"] = resume_from_shipped(model, name, arch, options)
+        if state["before"] is not None:
+            print(f"{name}: going on from the shipped model ({state['before'].get('steps', 0)} steps)", flush=True)
+    if init and not state["steps"] and state.get("before") is None:
         copied = warm_start(model, load_model(WEIGHTS / f"{init}.keras").keras_model)
         print(f"{name}: {copied} layers warm-started from {init}", flush=True)
 
@@ -151,12 +194,13 @@ def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0
             last_save = time.perf_counter()
     model.save_weights(ckpt)
     state_file.write_text(json.dumps(state))
-    training = {
-        "data": f"{len(train_imgs)} real 2K photographs (../shared/data/make_corpus.py), bicubic x{scale} degradation",
-        "steps": state["steps"], "batch": BATCH, "lr_patch": LR_PATCH, "loss": "L1",
-        "minutes": round(state["seconds"] / 60, 1), "precision": "mixed_bfloat16",
-        "warm_start": init, "machine": "2-core CPU",
-    }
+    from napari_superres.engine.precision import cpu_info
+
+    run = {"machine": f"{cpu_info()[0] or 'CPU'}, {os.cpu_count()} cores", "steps": state["steps"], "batch": BATCH,
+           "lr_patch": LR_PATCH, "loss": "L1", "minutes": round(state["seconds"] / 60, 1), "precision": policy,
+           "warm_start": init if state.get("before") is None else name}
+    data = f"{len(train_imgs)} real 2K photographs (../shared/data/make_corpus.py), bicubic x{scale} degradation"
+    training = training_record(state.get("before"), run, data)
     return finish_model(name, arch, scale, options, model.get_weights(), training, val)
 
 
@@ -203,6 +247,8 @@ def main(argv=None):
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     p.add_argument("--only", help="comma-separated model names (default: all)")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply every budget by this")
+    p.add_argument("--fresh", action="store_true",
+                   help="start from scratch (default: go on from the shipped model of the same name and options)")
     p.add_argument("--refresh-overlap", metavar="NAMES",
                    help="only re-measure the tile context of these saved models and update their description")
     args = p.parse_args(argv)
@@ -221,7 +267,8 @@ def main(argv=None):
     wanted = set(args.only.split(",")) if args.only else None
     for name, arch, scale, options, minutes, init in ZOO:
         if wanted is None or name in wanted:
-            train_one(name, arch, scale, options, minutes * args.time_scale, init, train_imgs, val)
+            train_one(name, arch, scale, options, minutes * args.time_scale, init, train_imgs, val,
+                      resume=not args.fresh)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCRIPTS))
-from train_zoo import DEFAULT_CORPUS, WEIGHTS, finish_model  # noqa: E402
+from train_zoo import DEFAULT_CORPUS, WEIGHTS, finish_model, training_record  # noqa: E402
 from zoo_data import load_corpus  # noqa: E402
 
 
@@ -40,20 +40,12 @@ def trained_weights(run_dir: Path, name: str):
     return None
 
 
-def training_record(entry: dict, machine: str, data: str) -> dict:
-    """The description's ``training``: totals over every run, and the runs themselves."""
-    before = dict(entry.get("history_before") or {})
-    runs = before.pop("runs", None) or ([before] if before else [])
+def gpu_record(entry: dict, machine: str, data: str) -> dict:
     run = {"machine": machine, "steps": entry["steps"] - entry["steps_before"], "batch": entry["batch"],
-           "lr_patch": entry["lr_patch"], "minutes": round(entry["seconds"] / 60, 1),
-           "precision": entry["precision"], "loss": "L1", "curve": entry["curve"],
+           "lr_patch": entry["lr_patch"], "minutes": round(entry["seconds"] / 60, 1), "precision": entry["precision"],
+           "loss": "L1", "warm_start": entry.get("warm_start"), "curve": entry["curve"],
            "curve_images": CURVE_IMAGES[entry["domain"]]}
-    runs = runs + [run]
-    return {"data": data, "loss": "L1", "steps": sum(r.get("steps", 0) for r in runs),
-            "patches": sum(r.get("steps", 0) * r.get("batch", 0) for r in runs),
-            "minutes": round(sum(r.get("minutes", 0) for r in runs), 1), "batch": run["batch"],
-            "lr_patch": run["lr_patch"], "precision": run["precision"], "machine": machine,
-            "warm_start": entry.get("warm_start"), "runs": runs}
+    return training_record(entry.get("history_before"), run, data)
 
 
 def main(argv=None):
@@ -78,7 +70,7 @@ def main(argv=None):
             import train_microscopy
             from napari_superres.training.microscopy import training_images
 
-            training = training_record(entry, args.machine, train_microscopy.data_text(training_images()))
+            training = gpu_record(entry, args.machine, train_microscopy.data_text(training_images()))
             training["script"] = "scripts/train_microscopy.py"
             train_microscopy.finish_model(name, entry["arch"], entry["scale"], entry["options"], weights, training,
                                           args.weights_dir)
@@ -86,7 +78,7 @@ def main(argv=None):
         data = (f"{len(train_imgs)} real 2K photographs (../shared/data/make_corpus.py), "
                 f"bicubic x{entry['scale']} degradation")
         finish_model(name, entry["arch"], entry["scale"], entry["options"], weights,
-                     training_record(entry, args.machine, data), val, weights_dir=args.weights_dir)
+                     gpu_record(entry, args.machine, data), val, weights_dir=args.weights_dir)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import tarfile
 import threading
 import time
 import traceback
+import zlib
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -33,7 +34,7 @@ import numpy as np  # noqa: E402
 
 SCRIPTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCRIPTS))
-from train_zoo import EDSR_CPU, WEIGHTS, build, warm_start  # noqa: E402
+from train_zoo import EDSR_CPU, WEIGHTS, build, resume_from_shipped  # noqa: E402
 from zoo_data import PatchPairs, load_packed  # noqa: E402
 
 from napari_superres.models.registry import SPAN_FAST, SPAN_QUALITY  # noqa: E402
@@ -158,23 +159,16 @@ def train_one(row, data, outbox, budget, shipped):
     from napari_superres.training.config import DEFAULT_LEARNING_RATE, FALLBACK_LEARNING_RATE
 
     peak = DEFAULT_LEARNING_RATE.get(arch, FALLBACK_LEARNING_RATE)
-    if init and (shipped / f"{init}.keras").exists():
-        from napari_superres.models.description import read_description
-
-        desc = read_description(shipped / f"{init}.keras") or {}
-        if desc.get("architecture") == arch and desc.get("options", {}) == options:
-            source = keras.saving.load_model(shipped / f"{init}.keras", compile=False)
-            entry["copied_layers"] = warm_start(model, source)
-            entry["warm_start"] = init
-            entry["steps_before"] = int(desc.get("training", {}).get("steps", 0))
-            entry["history_before"] = desc.get("training", {})
-            peak *= RESUME_FACTOR
+    before = resume_from_shipped(model, init, arch, options, shipped) if init else None
+    if before is not None:
+        entry.update(warm_start=init, steps_before=int(before.get("steps", 0)), history_before=before)
+        peak *= RESUME_FACTOR
     model.compile(optimizer=keras.optimizers.Adam(peak), loss="mae")
     validate = data.validator(scale)
     entry["curve"].append([entry["steps_before"], validate(model)])
     log(f"{name}: {model.count_params():,} parameters, {budget:.0f} s, start PSNR {entry['curve'][0][1]:.2f}"
         + (f" (resumed from {init} at step {entry['steps_before']})" if entry["warm_start"] else ""))
-    seq = data.sequence(scale, batch, LR_PATCH, seed=hash(name) % 2**31)
+    seq = data.sequence(scale, batch, LR_PATCH, seed=zlib.crc32(name.encode()))
     callback = make_callback(name, group, entry, budget, peak, outbox, validate)
     model.fit(seq, epochs=10_000, verbose=0, callbacks=[callback])
     entry["steps_per_second"] = round((entry["steps"] - entry["steps_before"]) / max(entry["seconds"], 1e-9), 2)
