@@ -29,11 +29,14 @@ def test_peers_run_the_same_model_or_say_what_is_missing():
 
 
 def test_a_missing_peer_package_is_one_line_and_the_bench_goes_on(monkeypatch):
+    """With torch hidden (whatever else is installed), both peers say what they lack in one line each."""
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     result, report = _bench(("speed", "peers"))
     assert result["speed"][0]["model"] == "espcn-x2"
     assert result["peers"]["rows"] == []
     lines = [line for line in report.splitlines() if "not measured" in line]
+    onnx_missing = " and ".join(p for p in NEEDS["onnxruntime"] if p == "torch" or real(p) is None)
     assert lines == ["PyTorch: not measured, torch not installed (pip install 'napari-superres-keras[bench]')",
-                     "ONNX Runtime: not measured, torch not installed (pip install 'napari-superres-keras[bench]')"]
+                     f"ONNX Runtime: not measured, {onnx_missing} not installed "
+                     "(pip install 'napari-superres-keras[bench]')"]
