@@ -25,7 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
-from train_zoo import EDSR_CPU  # noqa: E402
+from train_zoo import EDSR_CPU, resume_from_shipped, training_record  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "src" / "napari_superres" / "models" / "weights"
@@ -95,7 +95,8 @@ def validation_entry(scale, scores):
     }
 
 
-def train_one(name, arch, scale, options, minutes, init, stellarium, out_dir, seed=0):
+def train_one(name, arch, scale, options, minutes, init, stellarium, out_dir, seed=0, resume=True,
+              clean_fraction=None):
     import keras
 
     from napari_superres.models.loading import load_model
@@ -105,11 +106,14 @@ def train_one(name, arch, scale, options, minutes, init, stellarium, out_dir, se
     RUNS.mkdir(parents=True, exist_ok=True)
     ckpt, state_file = RUNS / f"{name}.weights.h5", RUNS / f"{name}.json"
     model = build(arch, scale, options)
-    state = {"steps": 0, "seconds": 0.0, "init": init}
+    state = {"steps": 0, "seconds": 0.0, "init": init, "before": None}
     if ckpt.exists() and state_file.exists():
         model.load_weights(ckpt)
         state = json.loads(state_file.read_text())
         print(f"{name}: resuming at step {state['steps']}", flush=True)
+    elif resume and (before := resume_from_shipped(model, name, arch, options, out_dir)) is not None:
+        state.update(before=before, init=name)
+        print(f"{name}: going on from the shipped model ({before.get('steps', 0)} steps)", flush=True)
     elif init:
         from train_zoo import warm_start
 
@@ -125,8 +129,9 @@ def train_one(name, arch, scale, options, minutes, init, stellarium, out_dir, se
     while state["seconds"] < budget:
         opt.learning_rate.assign(lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * state["seconds"] / budget))))
         t0 = time.perf_counter()
-        losses.append(float(model.train_on_batch(*microscopy_pairs(BATCH, LR_PATCH, scale, rng, fields=fields,
-                                                                   real=real))))
+        pairs = microscopy_pairs(BATCH, LR_PATCH, scale, rng, fields=fields, real=real,
+                                 **({} if clean_fraction is None else {"clean_fraction": clean_fraction}))
+        losses.append(float(model.train_on_batch(*pairs)))
         state["seconds"] += time.perf_counter() - t0
         state["steps"] += 1
         if state["steps"] % 50 == 0:
@@ -139,9 +144,13 @@ def train_one(name, arch, scale, options, minutes, init, stellarium, out_dir, se
     model.save_weights(ckpt)
     state_file.write_text(json.dumps(state))
 
-    training = {"data": data_text(real), "steps": state["steps"], "batch": BATCH, "lr_patch": LR_PATCH,
-                "loss": "L1", "learning_rate": lr, "minutes": round(state["seconds"] / 60, 1),
-                "warm_start": state.get("init"), "machine": "2-core CPU", "script": "scripts/train_microscopy.py"}
+    from napari_superres.engine.precision import cpu_info
+
+    run = {"machine": f"{cpu_info()[0] or 'CPU'}, {os.cpu_count()} cores", "steps": state["steps"], "batch": BATCH,
+           "lr_patch": LR_PATCH, "loss": "L1", "learning_rate": lr, "minutes": round(state["seconds"] / 60, 1),
+           "precision": "float32", "warm_start": state.get("init"),
+           **({} if clean_fraction is None else {"clean_fraction": clean_fraction})}
+    training = {**training_record(state.get("before"), run, data_text(real)), "script": "scripts/train_microscopy.py"}
     return finish_model(name, arch, scale, options, model.get_weights(), training, out_dir)
 
 
@@ -173,6 +182,10 @@ def main(argv=None):
     p.add_argument("--only", help="comma-separated model names (default: all)")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply every budget by this")
     p.add_argument("--stellarium", type=Path, help="extracted usr/share/stellarium/nebulae/default (optional)")
+    p.add_argument("--fresh", action="store_true",
+                   help="start from scratch (default: go on from the model of the same name in --out)")
+    p.add_argument("--clean-fraction", type=float,
+                   help="share of pairs through an almost noise-free camera (default: training/microscopy.py's)")
     p.add_argument("--out", type=Path, default=WEIGHTS, help="folder of the .keras files (default: shipped weights)")
     args = p.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))  # train_zoo's warm_start
@@ -180,7 +193,8 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     for name, arch, scale, options, minutes, init in ZOO:
         if wanted is None or name in wanted:
-            train_one(name, arch, scale, options, minutes * args.time_scale, init, args.stellarium, args.out)
+            train_one(name, arch, scale, options, minutes * args.time_scale, init, args.stellarium, args.out,
+                      resume=not args.fresh, clean_fraction=args.clean_fraction)
 
 
 if __name__ == "__main__":
