@@ -80,10 +80,12 @@ def training_lines(train: dict) -> list:
     return lines
 
 
-def reproduce_text(name: str, train: dict) -> str:
-    script = train.get("script") or "scripts/train_zoo.py"
+def reproduce_text(name: str, train: dict, micro: bool) -> str:
     runs = train.get("runs") or [train]
-    text = f"`python3 ../shared/data/make_corpus.py && .venv/bin/python {script} --only {name}`"
+    if micro:
+        text = f"`.venv/bin/pip install mahotas && .venv/bin/python scripts/train_microscopy.py --only {name}`"
+    else:
+        text = f"`python3 ../shared/data/make_corpus.py && .venv/bin/python scripts/train_zoo.py --only {name}`"
     if any("H200" in str(run.get("machine", "")) or "GPU" in str(run.get("machine", "")) for run in runs):
         text += (f"; the GPU runs: `bash scripts/device/run.sh --only {name}` on the device machine, then "
                  "`scripts/device/import_weights.py` (docs/device-run.md)")
@@ -194,7 +196,7 @@ def card(info, results: dict, extras=()) -> str:
         "",
         f"- Data: {train.get('data', 'not stated')}.",
         *training_lines(train),
-        f"- Reproduce: {reproduce_text(name, train)}.",
+        f"- Reproduce: {reproduce_text(name, train, micro)}.",
         "",
         "## Validation",
         "",

@@ -79,7 +79,12 @@ def resume_from_shipped(model, name, arch, options, shipped=WEIGHTS):
 
     path = Path(shipped) / f"{name}.keras"
     desc = read_description(path) if path.exists() else None
-    if not desc or desc.get("architecture") != arch or (desc.get("options") or {}) != options:
+    if not desc or desc.get("architecture") != arch:
+        return None
+    if (desc.get("options") or {}).get("deploy"):  # merged for inference (span): its training branches are gone
+        print(f"{name}: the shipped model is in its merged inference form; training starts over", flush=True)
+        return None
+    if (desc.get("options") or {}) != options:
         return None
     warm_start(model, keras.saving.load_model(path, compile=False))
     return dict(desc.get("training") or {})

@@ -4,9 +4,10 @@
 
 Each model trains for a wall-clock budget (counted after its XLA compile) on random patches: bicubic LR from
 the packed photos (``pack.py``), or microscope LR (binning, shot and read noise) from simulated and real
-fluorescence. Where the shipped model of the same name and architecture exists, training resumes from its
-weights, so GPU time adds to what earlier runs did. The learning rate follows a cosine over the budget from the trainer's default for the architecture (a quarter
-of it for a resumed model).
+fluorescence. Where a shipped model of the same name, architecture and options exists (the ``ZOO`` row names
+it), training resumes from its weights, so GPU time adds to what earlier runs did; SPAN models start over, as
+their shipped form is merged for inference. The learning rate follows a cosine over the budget from the
+trainer's default for the architecture (a quarter of it for a resumed model).
 
 Everything lands in OUT as it is made, so a run cut short still yields every model it reached:
 ``<group>.tar`` (one ``<name>.npz`` of weight arrays per model, rewritten atomically at each checkpoint) and
@@ -47,10 +48,10 @@ ZOO = [
     ("edsr-x2", "photo", "photo", "edsr", 2, EDSR_CPU, 70, 64, "edsr-x2"),
     ("span-x2", "span", "photo", "span", 2, SPAN_QUALITY, 50, 64, None),
     ("span-fast-x2", "span", "photo", "span", 2, SPAN_FAST, 35, 64, None),
-    ("fluo-edsr-x2", "microscopy", "microscopy", "edsr", 2, EDSR_CPU, 35, 32, None),
+    ("fluo-edsr-x2", "microscopy", "microscopy", "edsr", 2, EDSR_CPU, 35, 32, "fluo-edsr-x2"),
     ("fluo-espcn-x2", "microscopy", "microscopy", "espcn", 2, {}, 12, 32, None),
     ("edsr-x4", "photo", "photo", "edsr", 4, EDSR_CPU, 30, 32, "edsr-x4"),
-    ("fluo-edsr-x4", "microscopy", "microscopy", "edsr", 4, EDSR_CPU, 25, 32, None),
+    ("fluo-edsr-x4", "microscopy", "microscopy", "edsr", 4, EDSR_CPU, 25, 32, "fluo-edsr-x4"),
     ("fluo-espcn-x4", "microscopy", "microscopy", "espcn", 4, {}, 12, 32, None),
     ("span-x4", "span4", "photo", "span", 4, SPAN_QUALITY, 25, 32, None),
     ("espcn-x2", "fast", "photo", "espcn", 2, {}, 8, 64, "espcn-x2"),

@@ -150,7 +150,14 @@ def _probe_scheduler(args, timeout: float = 5.0):
 def run_one(src, dst, model, args) -> Path:
     """Upscale one file out of core; prints the usual one line per file. Returns the path written."""
     from ..engine.chunked import upscale_file
+    from ..models.precision import with_precision
 
+    # Out of core the blocks compute in float32: cluster workers reload the model file, and a resumed job must
+    # not mix blocks of two precisions.
+    if getattr(model, "precision", "float32") != "float32":
+        model = with_precision(model, "float32")
+        if not args.quiet:
+            print(f"{src}: out of core, computed in float32")
     start = time.perf_counter()
     Path(dst).parent.mkdir(exist_ok=True)
     out = upscale_file(

@@ -98,7 +98,8 @@ def add_parser(subparsers):
         help="cpu hides all GPUs; gpu fails if none is visible (default: auto)",
     )
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"),
-                   help="auto (default): the fastest arithmetic within one grey level of float32 on this machine")
+                   help="auto (default): the fastest arithmetic within one grey level of float32 on this machine; "
+                   "out-of-core and cluster jobs compute in float32")
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="tiles or slices per model call")
     p.add_argument(
         "--normalization",
@@ -258,6 +259,7 @@ def upscale_one(src, dst, model, args, *, named_after_input, data=None):
             tta=args.tta,
             batch_size=args.batch_size,
             normalization=args.normalization,
+            precision=args.precision,  # as resolved and printed above (an explicit choice beats the environment)
             progress=bar,
         )
     finally:

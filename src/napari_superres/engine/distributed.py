@@ -128,8 +128,10 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT_S):
     try:
         from distributed import Client
     except ImportError:
+        from ..io.extras import distribution_name
+
         raise SuperResError(
-            "--scheduler needs the 'distributed' package: pip install 'napari-superres-keras[distributed]'"
+            f"--scheduler needs the 'distributed' package: pip install '{distribution_name()}[distributed]'"
         ) from None
     start = time.monotonic()
     try:

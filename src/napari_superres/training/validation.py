@@ -140,7 +140,8 @@ def run_model(srm, samples, scale: int, kind: str, *, normalization=None, tile=N
     for s in samples:
         axes = "YX" if s.lr.ndim == 2 else "YXC"
         t0 = time.perf_counter()
-        sr = upscale(s.lr, srm, axes=axes, tile=tile, normalization=normalization, cancel=cancel)
+        # float32 as the model was saved: scores must not depend on this machine's fast path (nor probe it)
+        sr = upscale(s.lr, srm, axes=axes, tile=tile, normalization=normalization, cancel=cancel, precision="float32")
         seconds = time.perf_counter() - t0
         p, q = score(s.hr, sr, scale, kind)
         rows.append({"name": s.name, "size": f"{s.hr.shape[1]}x{s.hr.shape[0]}", "psnr": p, "ssim": q,
@@ -244,7 +245,8 @@ def microscopy_scores(srm, images, *, photons=None, seed: int = SEED, background
             rel = relative_intensity(img)
             lr, p = fl.microscope_lr(rel, scale, rng, photons=float(photons))
             ref = fl.expected_counts(rel, scale, p)
-        outputs = {"model": upscale(lr, srm, axes="YX", tile=tile), "bicubic": metrics.bicubic_upscale(lr, scale)}
+        outputs = {"model": upscale(lr, srm, axes="YX", tile=tile, precision="float32"),
+                   "bicubic": metrics.bicubic_upscale(lr, scale)}
         row = {"name": name, "size": f"{img.shape[1]}x{img.shape[0]}"}
         for key, out in outputs.items():
             prefix = "" if key == "model" else f"{key}_"
