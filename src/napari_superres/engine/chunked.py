@@ -33,6 +33,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..errors import Cancelled, InputError, OutputError, SuperResError, one_line
+from ..io.tiff_tiles import pwrite_all
 from .axes import make_layout, resolve_axes
 from .lazy import BlockJob, fit_normalizer_lazy, make_job, plan_chunks, slice_axes
 from .predictor import as_srmodel
@@ -421,11 +422,7 @@ class TiffOutput:
             for lead in np.ndindex(*block.shape[:k]):
                 run = block[lead].reshape(-1)
                 pos = sum((starts[i] + lead[i]) * int(strides[i]) for i in range(k)) + starts[k] * int(strides[k])
-                view = memoryview(run).cast("B")
-                at = offset + pos * itemsize
-                while view:
-                    n = os.pwrite(fd, view, at)
-                    view, at = view[n:], at + n
+                pwrite_all(fd, run, offset + pos * itemsize)
             os.fsync(fd)  # on disk before the block is marked done
         finally:
             os.close(fd)

@@ -35,17 +35,20 @@ def _is_dicom_file(path: Path) -> bool:
     return head[_MAGIC_AT:] == b"DICM"
 
 
+def _candidates(folder: Path):
+    return (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and _is_dicom_file(p))
+
+
 def dicom_files(folder) -> list:
     """The DICOM files (``DICM`` after the 128-byte preamble) directly in ``folder``, hidden ones skipped."""
     folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and _is_dicom_file(p))
+    return sorted(_candidates(folder)) if folder.is_dir() else []
 
 
 def is_dicom_folder(path) -> bool:
+    """Whether ``path`` is a folder holding a DICOM file (stops at the first one found)."""
     path = Path(path)
-    return path.is_dir() and path.suffix.lower() != ".zarr" and bool(dicom_files(path))
+    return path.is_dir() and path.suffix.lower() != ".zarr" and any(True for _ in _candidates(path))
 
 
 def read_dicom_series(folder):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, OutputError, one_line
+from ..errors import InputError, OutputError, SuperResError, one_line
 from .dicom import is_dicom_folder
 from .geotiff import tiff_placement
 from .nifti import NIFTI_SUFFIXES, is_nifti
@@ -55,14 +55,15 @@ def read_image(path) -> tuple[np.ndarray, dict]:
     suffix = path.suffix.lower()
     if not path.exists():
         raise InputError(f"input not found: {path}")
-    if is_nifti(path) or is_dicom_folder(path):
-        return _read_medical(path)
-    if suffix not in IMAGE_SUFFIXES:
+    medical = _medical_reader(path)
+    if medical is None and suffix not in IMAGE_SUFFIXES:
         raise InputError(
             f"unsupported image format {path.suffix or '(no suffix)'!r}: {path} "
             f"(supported: {', '.join(IMAGE_SUFFIXES)})"
         )
-    if suffix == ".zarr":
+    if medical is not None:
+        (fmt, reader) = medical
+    elif suffix == ".zarr":
         if not path.is_dir():
             raise InputError(f"not a Zarr folder: {path}")
     elif path.is_dir():
@@ -70,20 +71,35 @@ def read_image(path) -> tuple[np.ndarray, dict]:
     elif path.stat().st_size == 0:
         raise InputError(f"empty file (0 bytes): {path}")
 
-    reader = {".npy": _read_npy, ".zarr": _read_zarr}.get(suffix)
-    if reader is None:
-        reader = _read_tiff if suffix in TIFF_SUFFIXES else _read_pil
+    if medical is None:
+        fmt = suffix.lstrip(".").replace("jpeg", "jpg").replace("tiff", "tif")
+        reader = {".npy": _read_npy, ".zarr": _read_zarr}.get(suffix)
+        if reader is None:
+            reader = _read_tiff if suffix in TIFF_SUFFIXES else _read_pil
     try:
         data, meta = reader(path)
-    except InputError:
+    except SuperResError:  # already one clear line (e.g. a missing extra, a refused DICOM series)
         raise
     except MemoryError:
         raise InputError(f"not enough memory to read {path}") from None
     except Exception as exc:  # any decoder failure means the file is corrupt or not what its name says
         raise InputError(f"cannot read {path}: {one_line(exc)}") from None
-    meta["format"] = suffix.lstrip(".").replace("jpeg", "jpg").replace("tiff", "tif")
+    meta["format"] = fmt
     _drop_bad_axes(meta, data.ndim)
     return data, meta
+
+
+def _medical_reader(path):
+    """("nifti" or "dicom", its reader) for a NIfTI file or a DICOM series folder, else None."""
+    if is_nifti(path):
+        from .nifti import read_nifti
+
+        return "nifti", read_nifti
+    if is_dicom_folder(path):
+        from .dicom import read_dicom_series
+
+        return "dicom", read_dicom_series
+    return None
 
 
 def _read_tiff(path):
@@ -118,30 +134,6 @@ def _read_tiff_open(tif, path):
         if shaped.get("unit"):
             meta["unit"] = str(shaped["unit"])
     meta.update(tiff_placement(tif))
-    return data, meta
-
-
-def _read_medical(path):
-    from ..errors import SuperResError
-
-    if is_nifti(path):
-        from .nifti import read_nifti as reader
-
-        name = "nifti"
-    else:
-        from .dicom import read_dicom_series as reader
-
-        name = "dicom"
-    try:
-        data, meta = reader(path)
-    except SuperResError:
-        raise
-    except MemoryError:
-        raise InputError(f"not enough memory to read {path}") from None
-    except Exception as exc:
-        raise InputError(f"cannot read {path}: {one_line(exc)}") from None
-    meta["format"] = name
-    _drop_bad_axes(meta, data.ndim)
     return data, meta
 
 

@@ -74,17 +74,18 @@ def write_region(path, layout: TileLayout, axes: str, index, block: np.ndarray) 
                     c0, c1 = max(x0, tx * tw), min(x1, (tx + 1) * tw)
                     part = planes[p, r0 - y0 : r1 - y0, c0 - x0 : c1 - x0]
                     if part.shape[:2] == (th, tw):  # the whole tile at once
-                        _pwrite_all(fd, np.ascontiguousarray(part), start)
+                        pwrite_all(fd, np.ascontiguousarray(part), start)
                         continue
                     for r in range(r0, r1):
                         at = start + ((r - ty * th) * tw + (c0 - tx * tw)) * pixel
-                        _pwrite_all(fd, np.ascontiguousarray(part[r - r0]), at)
+                        pwrite_all(fd, np.ascontiguousarray(part[r - r0]), at)
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def _pwrite_all(fd, array: np.ndarray, at: int) -> None:
+def pwrite_all(fd, array: np.ndarray, at: int) -> None:
+    """Write all of a C-contiguous ``array`` at byte ``at`` of the open file ``fd`` (pwrite may write less)."""
     view = memoryview(array).cast("B")
     while view:
         n = os.pwrite(fd, view, at)
