@@ -73,7 +73,7 @@ def _no_thread_left(qtbot):
     yield
     from napari.qt.threading import WorkerBase
 
-    from napari_superres._napari._upscale import ACTIVE_RUNS
+    from napari_superres._napari._runs import ACTIVE_RUNS
 
     for worker in list(ACTIVE_RUNS):
         worker.cancel_event.set()

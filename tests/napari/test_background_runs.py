@@ -10,7 +10,7 @@ import time
 import numpy as np
 from helpers_napari import LoopGapMeter, browse, wait_idle, world_box
 
-from napari_superres._napari import _upscale
+from napari_superres._napari import _runs
 
 
 def _stack(z=12, size=160, seed=0):
@@ -122,7 +122,7 @@ def test_closing_the_viewer_mid_run_stops_it(qtbot, make_napari_viewer, models, 
     pid = get_client().pid
 
     viewer.close()
-    qtbot.waitUntil(lambda: not worker.is_running and not _upscale.ACTIVE_RUNS, timeout=60_000)
+    qtbot.waitUntil(lambda: not worker.is_running and not _runs.ACTIVE_RUNS, timeout=60_000)
 
     assert notes.errors() == []
     # the run stopped on cancel; the warm worker process is the same one, idle and ready

@@ -146,7 +146,7 @@ def test_3d_stack_z_too(qtbot, upscale_widget, models, notes):
 
 
 def test_menu_command_uses_last_settings(qtbot, upscale_widget, models, notes):
-    from napari_superres._napari import _upscale
+    from napari_superres._napari import _runs
     from napari_superres._napari._menu import napari_app
     from napari_superres._napari._state import LAST_SETTINGS
 
@@ -165,7 +165,7 @@ def test_menu_command_uses_last_settings(qtbot, upscale_widget, models, notes):
     context_items = [getattr(getattr(i, "command", None), "id", None) for i in app.menus.get_menu("napari/layers/context")]
     assert "napari-superres-keras.upscale_selected" in context_items
     app.commands.execute_command("napari-superres-keras.upscale_selected")
-    qtbot.waitUntil(lambda: len(viewer.layers) == n_layers + 2 and not _upscale.ACTIVE_RUNS, timeout=120_000)
+    qtbot.waitUntil(lambda: len(viewer.layers) == n_layers + 2 and not _runs.ACTIVE_RUNS, timeout=120_000)
 
     assert notes.errors() == []
     names = [layer.name for layer in viewer.layers]

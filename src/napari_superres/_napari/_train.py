@@ -29,8 +29,8 @@ from napari_superres.errors import Cancelled, InputError, SuperResError
 
 from . import _models
 from ._folder import FolderSummary, summarize_folder
+from ._runs import show_failure, show_run_state, start_run, stop_run
 from ._state import RunState, stream
-from ._upscale import ACTIVE_RUNS, NapariProgress, cancel_flag, show_failure
 
 if TYPE_CHECKING:
     import napari
@@ -165,9 +165,7 @@ class TrainWidget(Container):
         self._library.changed.connect(self._update_library_info)
         self._rename.clicked.connect(self.rename_selected)
         self._delete.clicked.connect(self._confirm_delete)
-        self.state.events.running.connect(self._on_running)
-        self.state.events.message.connect(self._status.set_value)
-        self.state.events.done.connect(self._on_progress)
+        show_run_state(self.state, self._start, self._stop, self._bar, self._status)
         _models.LIBRARY.changed.connect(self._on_library_changed)
         self.native.destroyed.connect(self._on_destroyed)
         self._update_arch_info()
@@ -274,8 +272,6 @@ class TrainWidget(Container):
 
     def start(self, *_):
         """Start training in the worker process; returns the background worker (None if refused)."""
-        from napari.qt.threading import create_worker
-
         if self.state.running:
             return self._worker
         if self._summary_for != self._summary_key():  # start once the folder has been read
@@ -289,32 +285,27 @@ class TrainWidget(Container):
         except SuperResError as exc:
             show_failure(exc, "Training")
             return None
-        cancel_event, cancel = cancel_flag()
-        worker = create_worker(train_steps, config, cancel=cancel, _ignore_errors=True)
-        cancel.worker = worker
-        worker.cancel_event = cancel_event
         self._out_path = Path(config["out"])
         self._epochs_seen, self._epochs_total, self._end_status = 0, config["epochs"], ""
         self._plot.clear()
         self.state.done = self.state.total = 0
-        self._pbar = NapariProgress(f"napari-superres: training {Path(config['out']).stem}")
-        worker.yielded.connect(self._on_event)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        ACTIVE_RUNS.add(worker)
-        self.state.running = True
         self.state.message = "Starting the model worker..."
-        worker.start()
-        return worker
+        self._worker = start_run(
+            train_steps,
+            config,
+            state=self.state,
+            description=f"napari-superres: training {self._out_path.stem}",
+            on_item=self._on_event,
+            on_error=self._on_error,
+            on_finished=self._on_finished,
+        )
+        return self._worker
 
     def stop(self, *_):
         """Stop training after the current step; the model trained so far is kept (pressing twice is fine)."""
-        if self._worker is not None and self.state.running:
-            self._worker.cancel_event.set()
-            self.state.message = "Stopping after the current step..."
+        stop_run(self._worker, self.state, "Stopping after the current step...")
 
-    def _on_event(self, event):
+    def _on_event(self, event, pbar):
         from napari.utils.notifications import show_info
 
         if isinstance(event, TrainResult):
@@ -331,7 +322,7 @@ class TrainWidget(Container):
             self.state.total, self.state.done = int(event.get("total", 0)), int(event.get("done", 0))
             if self._epochs_seen == 0:
                 self.state.message = f"Training: step {self.state.done}/{self.state.total}"
-            self._pbar.update(self.state.done, self.state.total)
+            pbar.update(self.state.done, self.state.total)
         elif kind == "epoch":
             self._epochs_seen += 1
             if self._alive:
@@ -363,20 +354,9 @@ class TrainWidget(Container):
         show_failure(exc, "Training")
 
     def _on_finished(self):
-        self._pbar.close()
-        ACTIVE_RUNS.discard(self._worker)
-        self.state.running = False
-        if self._alive:
+        if self._alive:  # a fresh name for the next run
             self._name_typed = False
             self._suggest_name()
-
-    def _on_running(self, running: bool):
-        self._start.enabled = not running
-        self._stop.enabled = running
-
-    def _on_progress(self, *_):
-        self._bar.max = max(self.state.total, 1)
-        self._bar.value = min(self.state.done, self.state.total)
 
     def _on_destroyed(self, *_):
         # Closing the widget or the viewer stops training (the model so far is kept) and unhooks the view.

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -17,6 +16,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, 
 from napari_superres.errors import Cancelled, InputError, SuperResError
 
 from . import _models
+from ._runs import show_failure, show_run_state, start_run, stop_run
 from ._state import LAST_SETTINGS, RunState, UpscaleSettings, stream
 
 if TYPE_CHECKING:
@@ -85,61 +85,6 @@ def _default_model_name(layer=None) -> str:
 
 # ------------------------------------------------------------------------------------------ background runs
 
-# Runs in flight, so their Qt workers stay referenced and tests can wait for them to finish.
-ACTIVE_RUNS: set = set()
-
-
-def cancel_flag():
-    """A cancel event and the ``cancel()`` the worker client polls: true once the event is set or napari asks
-    the thread worker to quit (closing the viewer waits for running workers after asking them to quit)."""
-    event = threading.Event()
-
-    def cancel() -> bool:
-        worker = getattr(cancel, "worker", None)
-        return event.is_set() or bool(worker is not None and worker.abort_requested)
-
-    return event, cancel
-
-
-class NapariProgress:
-    """napari's progress bar (status bar and activity dock) for a background run. napari's bar processes
-    pending Qt events while it updates, so a run may end in the middle of an update: every call checks."""
-
-    def __init__(self, description: str):
-        from napari.utils import progress
-
-        self._bar = progress(total=0, desc=description)
-        self._description = description
-        self.closed = False
-
-    def update(self, done: int, total: int, description: str | None = None) -> None:
-        if not self.closed and description is not None and self._description != description:
-            self._description = description
-            self._bar.set_description(description)
-        if not self.closed and self._bar.total != total:
-            self._bar.total = total
-        if not self.closed and self._bar.n != done:
-            self._bar.n = done
-            self._bar.update(0)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._bar.close()
-
-
-def show_failure(exc: BaseException, what: str) -> None:
-    """One notification line for a failed run, never a traceback in the user's face (logged for debugging)."""
-    from napari.utils.notifications import show_error, show_info
-
-    if isinstance(exc, Cancelled):
-        show_info(f"{what} cancelled")
-    elif isinstance(exc, SuperResError):
-        show_error(f"{what} failed: {exc}")
-    else:
-        log.error("%s failed", what, exc_info=exc)
-        show_error(f"{what} failed: {type(exc).__name__}: {exc}")
-
 
 def start_upscale(
     viewer: napari.viewer.Viewer,
@@ -151,24 +96,18 @@ def start_upscale(
     """Run ``upscale_steps`` in a napari ``thread_worker``; add each output layer as it arrives.
     Returns the worker; ``worker.cancel_event`` stops the run."""
     from napari.layers import Layer
-    from napari.qt.threading import create_worker
 
     settings = dataclasses.replace(settings)  # the run keeps its own copy
-    cancel_event, cancel = cancel_flag()
-    worker = create_worker(upscale_steps, list(layers), settings, cancel=cancel, _ignore_errors=True)
-    cancel.worker = worker
-    worker.cancel_event = cancel_event
-    pbar = NapariProgress("napari-superres: starting the model worker")
     state = state or RunState()
 
-    def on_yielded(item):
+    def on_item(item, pbar):  # in Qt's main thread, after start_run has returned the worker
         try:
-            show(item)
+            show(item, pbar)
         except RuntimeError as exc:  # the viewer was closed meanwhile: its Qt objects are gone
-            cancel_event.set()
+            worker.cancel_event.set()
             log.warning("napari-superres: result dropped, the viewer is gone (%s)", exc)
 
-    def show(item):
+    def show(item, pbar):
         # Our state first: napari's progress bar processes pending events while it updates, so the next
         # items of this run (even its end) may be handled inside pbar.update.
         if isinstance(item, Progress):
@@ -180,21 +119,19 @@ def start_upscale(
             viewer.layers.append(Layer.create(data, meta, kind))
             state.message = f"Added {meta.get('name', 'the upscaled layer')}"
 
-    def on_errored(exc):
+    def on_error(exc):
         state.message = "Cancelled" if isinstance(exc, Cancelled) else f"Failed: {exc}"
         show_failure(exc, "Upscale")
 
-    def on_finished():
-        pbar.close()
-        state.running = False
-        ACTIVE_RUNS.discard(worker)
-
-    worker.yielded.connect(on_yielded)
-    worker.errored.connect(on_errored)
-    worker.finished.connect(on_finished)
-    ACTIVE_RUNS.add(worker)
-    state.running = True
-    worker.start()
+    worker = start_run(
+        upscale_steps,
+        list(layers),
+        settings,
+        state=state,
+        description="napari-superres: starting the model worker",
+        on_item=on_item,
+        on_error=on_error,
+    )
     return worker
 
 
@@ -277,9 +214,7 @@ class UpscaleWidget(Container):
         self._browse.clicked.connect(self._pick_file)
         self._run.clicked.connect(self.run)
         self._cancel.clicked.connect(self.cancel)
-        self.state.events.running.connect(self._on_running)
-        self.state.events.message.connect(self._status.set_value)
-        self.state.events.done.connect(self._on_progress)
+        show_run_state(self.state, self._run, self._cancel, self._bar, self._status, hide_bar_when_idle=True)
         _models.LIBRARY.changed.connect(self._on_library_changed)
         self.native.destroyed.connect(self._on_destroyed)
         self._propose()
@@ -445,19 +380,7 @@ class UpscaleWidget(Container):
 
     def cancel(self, *_):
         """Stop the current run (pressing it again changes nothing)."""
-        if self._worker is not None and self.state.running:
-            self._worker.cancel_event.set()
-            self.state.message = "Cancelling..."
-
-    def _on_running(self, running: bool):
-        self._run.enabled = not running
-        self._cancel.enabled = running
-        if not running:
-            self._bar.visible = False
-
-    def _on_progress(self, *_):
-        self._bar.max = max(self.state.total, 1)
-        self._bar.value = min(self.state.done, self.state.total) if self.state.total else 0
+        stop_run(self._worker, self.state, "Cancelling...")
 
     def _on_destroyed(self, *_):
         # Closing the widget or the viewer stops the run (the worker process stays for the next one) and
