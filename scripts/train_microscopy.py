@@ -19,13 +19,13 @@ half of nuclear.png, LR by 2x2 / 4x4 binning alone and with camera noise; also b
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
-from train_zoo import EDSR_CPU, resume_from_shipped, training_record  # noqa: E402
+from train_zoo import (EDSR_CPU, cpu_machine, resume_from_shipped, train_for_budget, training_record,  # noqa: E402
+                       warm_start)
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "src" / "napari_superres" / "models" / "weights"
@@ -115,41 +115,19 @@ def train_one(name, arch, scale, options, minutes, init, stellarium, out_dir, se
         state.update(before=before, init=name)
         print(f"{name}: going on from the shipped model ({before.get('steps', 0)} steps)", flush=True)
     elif init:
-        from train_zoo import warm_start
-
         copied = warm_start(model, load_model(out_dir / f"{init}.keras").keras_model)
         print(f"{name}: {copied} layers warm-started from {init}", flush=True)
     fields, real = data_source(scale, stellarium, seed)
     rng = np.random.default_rng([seed, state["steps"]])
     lr = DEFAULT_LEARNING_RATE.get(arch, FALLBACK_LEARNING_RATE)
-    budget = minutes * 60.0
-    opt = keras.optimizers.Adam(lr)
-    model.compile(optimizer=opt, loss="mae", jit_compile=False)
-    losses, last_save = [], time.perf_counter()
-    while state["seconds"] < budget:
-        opt.learning_rate.assign(lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * state["seconds"] / budget))))
-        t0 = time.perf_counter()
-        pairs = microscopy_pairs(BATCH, LR_PATCH, scale, rng, fields=fields, real=real,
-                                 **({} if clean_fraction is None else {"clean_fraction": clean_fraction}))
-        losses.append(float(model.train_on_batch(*pairs)))
-        state["seconds"] += time.perf_counter() - t0
-        state["steps"] += 1
-        if state["steps"] % 50 == 0:
-            print(f"{name}: step {state['steps']} loss {np.mean(losses[-50:]):.4f} "
-                  f"{state['seconds'] / 60:.1f}/{minutes:g} min", flush=True)
-        if time.perf_counter() - last_save > 120:
-            model.save_weights(ckpt)
-            state_file.write_text(json.dumps(state))
-            last_save = time.perf_counter()
-    model.save_weights(ckpt)
-    state_file.write_text(json.dumps(state))
-
-    from napari_superres.engine.precision import cpu_info
-
-    run = {"machine": f"{cpu_info()[0] or 'CPU'}, {os.cpu_count()} cores", "steps": state["steps"], "batch": BATCH,
-           "lr_patch": LR_PATCH, "loss": "L1", "learning_rate": lr, "minutes": round(state["seconds"] / 60, 1),
-           "precision": "float32", "warm_start": state.get("init"),
-           **({} if clean_fraction is None else {"clean_fraction": clean_fraction})}
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="mae", jit_compile=False)
+    extra = {} if clean_fraction is None else {"clean_fraction": clean_fraction}
+    train_for_budget(name, model, state, minutes * 60.0,
+                     lambda: microscopy_pairs(BATCH, LR_PATCH, scale, rng, fields=fields, real=real, **extra),
+                     lambda fraction: lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * fraction))), ckpt, state_file)
+    run = {"machine": cpu_machine(), "steps": state["steps"], "batch": BATCH, "lr_patch": LR_PATCH, "loss": "L1",
+           "learning_rate": lr, "minutes": round(state["seconds"] / 60, 1), "precision": "float32",
+           "warm_start": state.get("init"), **extra}
     training = {**training_record(state.get("before"), run, data_text(real)), "script": "scripts/train_microscopy.py"}
     return finish_model(name, arch, scale, options, model.get_weights(), training, out_dir)
 
@@ -188,7 +166,6 @@ def main(argv=None):
                    help="share of pairs through an almost noise-free camera (default: training/microscopy.py's)")
     p.add_argument("--out", type=Path, default=WEIGHTS, help="folder of the .keras files (default: shipped weights)")
     args = p.parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).parent))  # train_zoo's warm_start
     wanted = set(args.only.split(",")) if args.only else None
     args.out.mkdir(parents=True, exist_ok=True)
     for name, arch, scale, options, minutes, init in ZOO:

@@ -156,7 +156,35 @@ def context_for_one_grey_level(model, scale, val, receptive_radius):
     return receptive_radius
 
 
-def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0, resume=True):
+def cpu_machine() -> str:
+    from napari_superres.engine.precision import cpu_info
+
+    return f"{cpu_info()[0] or 'CPU'}, {os.cpu_count()} cores"
+
+
+def train_for_budget(name, model, state, budget, next_batch, learning_rate, ckpt, state_file):
+    """Train the compiled ``model`` on ``next_batch()`` until ``state["seconds"]`` of training reach ``budget``, at
+    ``learning_rate(fraction of the budget)``; a line every 50 steps, a checkpoint (weights and ``state``, so an
+    interrupted run resumes) every 2 minutes and at the end."""
+    losses, last_save = [], time.perf_counter()
+    while state["seconds"] < budget:
+        model.optimizer.learning_rate.assign(learning_rate(state["seconds"] / budget))
+        t0 = time.perf_counter()
+        losses.append(float(model.train_on_batch(*next_batch())))
+        state["seconds"] += time.perf_counter() - t0
+        state["steps"] += 1
+        if state["steps"] % 50 == 0:
+            print(f"{name}: step {state['steps']} loss {np.mean(losses[-50:]):.4f} "
+                  f"{state['seconds'] / 60:.1f}/{budget / 60:g} min", flush=True)
+        if time.perf_counter() - last_save > 120:
+            model.save_weights(ckpt)
+            state_file.write_text(json.dumps(state))
+            last_save = time.perf_counter()
+    model.save_weights(ckpt)
+    state_file.write_text(json.dumps(state))
+
+
+def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0, resume=True, weights_dir=WEIGHTS):
     import keras
 
     from napari_superres.models.loading import load_model
@@ -178,35 +206,16 @@ def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0
         copied = warm_start(model, load_model(WEIGHTS / f"{init}.keras").keras_model)
         print(f"{name}: {copied} layers warm-started from {init}", flush=True)
 
-    budget = minutes * 60.0
-    opt = keras.optimizers.Adam(2e-4)
-    model.compile(optimizer=opt, loss="mae", jit_compile=False)
+    model.compile(optimizer=keras.optimizers.Adam(2e-4), loss="mae", jit_compile=False)
     data, rng = PatchPairs(train_imgs), np.random.default_rng(seed + state["steps"])
-    last_save, losses = time.perf_counter(), []
-    while state["seconds"] < budget:
-        if state["seconds"] > 0.75 * budget:
-            opt.learning_rate.assign(5e-5)
-        t0 = time.perf_counter()
-        losses.append(float(model.train_on_batch(*data.batch(scale, BATCH, LR_PATCH, rng))))
-        state["seconds"] += time.perf_counter() - t0
-        state["steps"] += 1
-        if state["steps"] % 50 == 0:
-            print(f"{name}: step {state['steps']} loss {np.mean(losses[-50:]):.4f} "
-                  f"{state['seconds'] / 60:.1f}/{minutes} min", flush=True)
-        if time.perf_counter() - last_save > 120:
-            model.save_weights(ckpt)
-            state_file.write_text(json.dumps(state))
-            last_save = time.perf_counter()
-    model.save_weights(ckpt)
-    state_file.write_text(json.dumps(state))
-    from napari_superres.engine.precision import cpu_info
-
-    run = {"machine": f"{cpu_info()[0] or 'CPU'}, {os.cpu_count()} cores", "steps": state["steps"], "batch": BATCH,
+    train_for_budget(name, model, state, minutes * 60.0, lambda: data.batch(scale, BATCH, LR_PATCH, rng),
+                     lambda fraction: 2e-4 if fraction <= 0.75 else 5e-5, ckpt, state_file)
+    run = {"machine": cpu_machine(), "steps": state["steps"], "batch": BATCH,
            "lr_patch": LR_PATCH, "loss": "L1", "minutes": round(state["seconds"] / 60, 1), "precision": policy,
            "warm_start": init if state.get("before") is None else name}
     data = f"{len(train_imgs)} real 2K photographs (../shared/data/make_corpus.py), bicubic x{scale} degradation"
     training = training_record(state.get("before"), run, data)
-    return finish_model(name, arch, scale, options, model.get_weights(), training, val)
+    return finish_model(name, arch, scale, options, model.get_weights(), training, val, weights_dir=weights_dir)
 
 
 def finish_model(name, arch, scale, options, weights, training, val, channels=3, weights_dir=WEIGHTS):
@@ -252,6 +261,7 @@ def main(argv=None):
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     p.add_argument("--only", help="comma-separated model names (default: all)")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply every budget by this")
+    p.add_argument("--out", type=Path, default=WEIGHTS, help="folder of the .keras files (default: shipped weights)")
     p.add_argument("--fresh", action="store_true",
                    help="start from scratch (default: go on from the shipped model of the same name and options)")
     p.add_argument("--refresh-overlap", metavar="NAMES",
@@ -273,7 +283,7 @@ def main(argv=None):
     for name, arch, scale, options, minutes, init in ZOO:
         if wanted is None or name in wanted:
             train_one(name, arch, scale, options, minutes * args.time_scale, init, train_imgs, val,
-                      resume=not args.fresh)
+                      resume=not args.fresh, weights_dir=args.out)
 
 
 if __name__ == "__main__":

