@@ -77,7 +77,7 @@ def upscale(
         from .lazy import upscale_dask
 
         if not isinstance(model, ModelHandle):  # a handle is already resolved: it runs as it is
-            model = with_precision(as_srmodel(model), precision)
+            model = in_requested_precision(as_srmodel(model), precision)
         return upscale_dask(
             data, model, axes=axes, tile=tile, overlap=overlap, tta=tta, batch_size=batch_size,
             normalization=normalization, channel_mode=channel_mode, progress=progress, cancel=cancel,
@@ -89,7 +89,7 @@ def upscale(
     )
 
 
-def with_precision(srm, precision: Optional[str]):
+def in_requested_precision(srm, precision: Optional[str]):
     """``srm`` in the precision chosen for it (see ``engine/precision.py``); the choice goes to the log."""
     from .precision import requested_precision, resolve
 
@@ -122,7 +122,7 @@ def upscale_numpy(
     check_array(data)
     layout = make_layout(data.shape, axes)
 
-    srm = with_precision(as_srmodel(model), precision)
+    srm = in_requested_precision(as_srmodel(model), precision)
     scale = int(srm.scale)
     plan = plan_channels(layout, srm.channels, channel_mode)
 
