@@ -4,7 +4,7 @@ output), and a missing package is said in one line while the rest of the bench r
 import importlib.util
 
 from napari_superres import benchmark
-from napari_superres.benchmark_peers import NEEDS
+from napari_superres.benchmark.peers import NEEDS
 
 
 def _bench(sections):

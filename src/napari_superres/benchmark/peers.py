@@ -10,7 +10,7 @@ Both run in a child process with ``KERAS_BACKEND=torch`` (a Keras backend is cho
 Each peer's output is checked against ours before it is timed. The figure is our speed over the peer's:
 medians of interleaved calls on the speed input, from CPU time (steady on a shared machine) and from wall
 time, for our model in float32 and in the precision ``auto`` picks on this machine. The packages are the
-``bench`` extra; a missing one is said in one line and the rest of the bench runs.
+``bench`` extra, imported only in the child; a missing one is said in one line and the rest of the bench runs.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .child import run_child
+from .config import BenchConfig, log
+from .images import speed_input
+from .timing import time_calls
 
 PEERS = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime"}
 # what a peer needs besides itself: the export to ONNX goes through torch
@@ -33,12 +38,27 @@ def missing_packages() -> dict:
     return {peer: [p for p in need if p in gone] for peer, need in NEEDS.items() if gone & set(need)}
 
 
-def peers_section(models, config, ours: dict) -> dict:
-    """{"rows": [...], "missing": {peer: [packages]}}. ``ours[model name]``: {label: Timing} of our calls."""
-    from .benchmark import log, run_child, speed_input
+def _ours(models, config: BenchConfig) -> tuple[dict, dict]:
+    """({model name: {"float32" | "auto": Timing}}, {model name: what auto chose}): our calls, timed here."""
+    from ..engine.precision import resolve
 
+    ours, chosen = {}, {}
+    for srm in models:
+        _, x = speed_input(srm, config.size)
+        auto, choice = resolve(srm, "auto")
+        chosen[srm.name] = str(choice)
+        log(f"peers: {srm.name} ours (float32, auto: {choice.precision})")
+        ours[srm.name] = time_calls({"float32": lambda: srm.predict(x), "auto": lambda: auto.predict(x)},
+                                    warmup=2, repeats=config.repeats)
+    return ours, chosen
+
+
+def peers_section(models, config: BenchConfig) -> dict:
+    """{"rows": [...], "missing": {peer: [packages]}, "auto": {model name: auto's choice}}: our float32 and
+    auto-precision calls timed here, then each peer in a child process."""
     missing = missing_packages()
     peers = [p for p in PEERS if p not in missing]
+    ours, chosen = _ours(models, config) if peers else ({}, {})
     rows = []
     for srm in models:
         if not peers:
@@ -59,7 +79,7 @@ def peers_section(models, config, ours: dict) -> dict:
             for label, t in ours[srm.name].items():
                 row[label] = {"ms": t.wall * 1e3, "speedup_cpu": cpu / t.cpu, "speedup_wall": wall / t.wall}
             rows.append(row)
-    return {"rows": rows, "missing": missing}
+    return {"rows": rows, "missing": missing, "auto": chosen}
 
 
 def peer_child(task: dict) -> dict:
@@ -67,8 +87,7 @@ def peer_child(task: dict) -> dict:
     import keras
     import torch
 
-    from .benchmark import time_calls
-    from .models.loading import load_model
+    from ..models.loading import load_model
 
     srm = load_model(task["model"])
     x, ref = np.load(task["x"]), np.load(task["ref"])
@@ -97,30 +116,3 @@ def peer_child(task: dict) -> dict:
         diffs = {peer: float(np.abs(np.asarray(fn()) - ref).max()) for peer, fn in calls.items()}
         t = time_calls(calls, warmup=2, repeats=task["repeats"])
     return {peer: [t[peer].wall, t[peer].cpu, diffs[peer]] for peer in calls}
-
-
-def format_peers(section: dict, cfg: dict) -> list:
-    from .benchmark import text_table
-    from .io.extras import distribution_name
-
-    out = ["", f"PEERS: the same models and weights on the CPU, {cfg['size']}x{cfg['size']} input, batch 1, float32; "
-           "ours over the peer = the peer's time / ours (above 1: we are faster), from CPU time and wall time; "
-           "max diff: largest |peer - ours| (float32)"]
-    for peer, packages in section["missing"].items():
-        out.append(f"{PEERS[peer]}: not measured, {' and '.join(packages)} not installed "
-                   f"(pip install '{distribution_name()}[bench]')")
-    good = [r for r in section["rows"] if "error" not in r]
-    labels = [k for k in ("float32", "auto") if any(k in r for r in good)]
-    headers = ("model", "peer", "peer ms", "max diff") + tuple(
-        h for k in labels for h in (f"ours {k} ms", f"x CPU ({k})", f"x wall ({k})"))
-    rows = []
-    for r in section["rows"]:
-        if "error" in r:
-            rows.append((r["model"], "failed: " + r["error"]) + ("",) * (len(headers) - 2))
-            continue
-        cells = [r["model"], r["peer"], f"{r['ms']:.1f}", f"{r['max_diff']:.1e}"]
-        for k in labels:
-            v = r.get(k)
-            cells += [f"{v['ms']:.1f}", f"x{v['speedup_cpu']:.2f}", f"x{v['speedup_wall']:.2f}"] if v else ["-"] * 3
-        rows.append(cells)
-    return out + (text_table(headers, rows) if rows else [])
