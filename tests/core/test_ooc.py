@@ -58,6 +58,26 @@ def test_tiff_to_ome_zarr_equals_in_memory_with_pixel_sizes_and_pyramid(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ome.tif", "out.ome.zarr"]  # nothing left over
 
 
+@pytest.mark.parametrize("axes, shape", [("YXS", (60, 70, 3)), ("CZYX", (2, 3, 40, 50)), ("ZCYX", (3, 2, 40, 50))])
+def test_a_zarr_output_gets_the_same_metadata_out_of_core_as_in_memory(tmp_path, model, axes, shape):
+    # OME-Zarr names time, channel, space in that order (CZYX); other axes (a channel after Z, a sample axis S,
+    # which files know as C) go into a plain Zarr array with our metadata, whichever path writes them
+    from napari_superres.engine.files import upscale_path
+
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, np.random.default_rng(3).integers(0, 60000, shape).astype(np.uint16))
+    ooc = zarr.open(str(upscale_file(src, tmp_path / "ooc.zarr", model, axes=axes, tile=48, chunk=32, quiet=True)), mode="r")
+    mem = zarr.open(str(upscale_path(src, tmp_path / "mem.zarr", model, axes=axes, tile=48)), mode="r")
+    assert dict(ooc.attrs) == dict(mem.attrs)
+    if axes == "CZYX":
+        assert [a["name"] for a in ooc.attrs["ome"]["multiscales"][0]["axes"]] == ["c", "z", "y", "x"]
+        ooc, mem = ooc["0"], mem["0"]
+    else:
+        assert isinstance(ooc, zarr.Array) and ooc.attrs["napari_superres"]["axes"] == axes.replace("S", "C")
+    assert_equal_to_float32_rounding(ooc[...], mem[...])
+    assert read_image(tmp_path / "ooc.zarr")[1]["axes"] == axes.replace("S", "C")
+
+
 def test_compressed_tiled_tiff_to_bigtiff(tmp_path, stack, model, expected):
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, stack, tile=(64, 64), compression="zlib", metadata={"axes": "ZYX"})

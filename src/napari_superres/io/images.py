@@ -1,7 +1,9 @@
 """Read and write images and stacks: TIFF and GeoTIFF (tifffile), PNG and JPEG (Pillow), ``.npy``, Zarr, and
 with the ``medical`` extra NIfTI (``.nii``, ``.nii.gz``; read and write) and DICOM series folders (read).
 
-A leaf module (no Keras, no Qt), used by the CLI, the napari reader side and the benchmarks.
+A leaf module (no Keras, no Qt), used by the CLI, the napari reader side and the benchmarks. TIFF lives in
+``io.tiff_store``, Zarr/OME-Zarr in ``io.zarr_store`` (both also written block by block there, for the
+out-of-core path, which reads through ``io.source``).
 
 ``read_image`` returns ``(array, meta)``. ``meta`` always has ``"format"`` and may carry:
 
@@ -20,30 +22,27 @@ names the file.
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import shutil
 import tempfile
 import uuid
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError, OutputError, SuperResError, one_line
+from .atomic import removed_on_failure, replace_path, usual_file_mode
 from .dicom import is_dicom_folder
-from .geotiff import tiff_placement
+from .meta import drop_bad_axes
 from .nifti import NIFTI_SUFFIXES, is_nifti
+from .source import TIFF_SUFFIXES
+from .tiff_store import read_tiff, write_tiff
+from .zarr_store import read_zarr, write_zarr
 
-TIFF_SUFFIXES = (".tif", ".tiff")
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE_SUFFIXES = TIFF_SUFFIXES + PIL_SUFFIXES + (".npy", ".zarr") + NIFTI_SUFFIXES
 
-KNOWN_AXES = "TZCYX"
 JPEG_MAX_SIDE = 65535  # the format stores sizes in 16 bits
 BIGTIFF_BYTES = 2**31  # classic TIFF offsets are 32-bit; switch to BigTIFF well before the 4 GB limit
-_AXES_META_KEY = "napari_superres"  # our metadata inside a plain Zarr array's attributes
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -73,9 +72,9 @@ def read_image(path) -> tuple[np.ndarray, dict]:
 
     if medical is None:
         fmt = suffix.lstrip(".").replace("jpeg", "jpg").replace("tiff", "tif")
-        reader = {".npy": _read_npy, ".zarr": _read_zarr}.get(suffix)
+        reader = {".npy": _read_npy, ".zarr": read_zarr}.get(suffix)
         if reader is None:
-            reader = _read_tiff if suffix in TIFF_SUFFIXES else _read_pil
+            reader = read_tiff if suffix in TIFF_SUFFIXES else _read_pil
     try:
         data, meta = reader(path)
     except SuperResError:  # already one clear line (e.g. a missing extra, a refused DICOM series)
@@ -85,7 +84,7 @@ def read_image(path) -> tuple[np.ndarray, dict]:
     except Exception as exc:  # any decoder failure means the file is corrupt or not what its name says
         raise InputError(f"cannot read {path}: {one_line(exc)}") from None
     meta["format"] = fmt
-    _drop_bad_axes(meta, data.ndim)
+    drop_bad_axes(meta, data.ndim)
     return data, meta
 
 
@@ -100,75 +99,6 @@ def _medical_reader(path):
 
         return "dicom", read_dicom_series
     return None
-
-
-def _read_tiff(path):
-    import tifffile
-
-    logger = logging.getLogger("tifffile")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)  # its messages about broken files would add lines to our one-line error
-    try:
-        with tifffile.TiffFile(path) as tif:
-            return _read_tiff_open(tif, path)
-    finally:
-        logger.setLevel(level)
-
-
-def _read_tiff_open(tif, path):
-    if not tif.series or not tif.pages:
-        raise InputError(f"cannot read {path}: no image data (corrupt or truncated TIFF)")
-    series = tif.series[0]
-    data = series.asarray()
-    meta = {}
-    axes = series.axes.replace("S", "C") if "C" not in series.axes else series.axes
-    shaped = tif.shaped_metadata[0] if tif.is_shaped and tif.shaped_metadata else {}
-    if tif.is_ome or tif.is_imagej or "axes" in shaped or set(axes) <= set(KNOWN_AXES):
-        meta["axes"] = axes
-    if tif.is_ome:
-        meta.update(_ome_tiff_pixel_size(tif.ome_metadata))
-    elif tif.is_imagej:
-        meta.update(_imagej_pixel_size(tif))
-    elif isinstance(shaped.get("pixel_size"), dict):
-        meta["pixel_size"] = {k: float(v) for k, v in shaped["pixel_size"].items()}
-        if shaped.get("unit"):
-            meta["unit"] = str(shaped["unit"])
-    meta.update(tiff_placement(tif))
-    return data, meta
-
-
-def _ome_tiff_pixel_size(xml):
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError:
-        return {}
-    pixels = next((el for el in root.iter() if el.tag.endswith("}Pixels") or el.tag == "Pixels"), None)
-    if pixels is None:
-        return {}
-    sizes = {ax: float(pixels.get(f"PhysicalSize{ax}")) for ax in "ZYX" if pixels.get(f"PhysicalSize{ax}")}
-    out = {"pixel_size": sizes} if sizes else {}
-    unit = pixels.get("PhysicalSizeXUnit") or ("µm" if sizes else None)  # OME's default unit is micrometre
-    if unit:
-        out["unit"] = unit
-    return out
-
-
-def _imagej_pixel_size(tif):
-    page = tif.pages.first
-    ij = tif.imagej_metadata or {}
-    sizes = {}
-    for ax, tag in (("X", "XResolution"), ("Y", "YResolution")):
-        value = page.tags.get(tag)
-        if value is not None:
-            num, den = value.value
-            if num and (num, den) != (1, 1):
-                sizes[ax] = den / num  # the tag holds pixels per unit
-    if ij.get("spacing"):
-        sizes["Z"] = float(ij["spacing"])
-    out = {"pixel_size": sizes} if sizes else {}
-    if ij.get("unit") and sizes:
-        out["unit"] = str(ij["unit"]).replace("\\u00B5", "µ")
-    return out
 
 
 def _read_pil(path):
@@ -212,55 +142,6 @@ def _read_npy(path):
     if not isinstance(data, np.ndarray):
         raise InputError(f"not a single array: {path}")
     return data, {}
-
-
-def _read_zarr(path):
-    import zarr
-
-    try:
-        node = zarr.open(store=str(path), mode="r")
-    except Exception as exc:
-        raise InputError(f"cannot open Zarr {path}: {one_line(exc)}") from None
-    meta = {}
-    if isinstance(node, zarr.Array):
-        ours = node.attrs.get(_AXES_META_KEY)
-        if isinstance(ours, dict):
-            meta.update({k: ours[k] for k in ("axes", "pixel_size", "unit") if k in ours})
-        return np.asarray(node[...]), meta
-    attrs = dict(node.attrs)
-    multiscales = attrs.get("ome", {}).get("multiscales") or attrs.get("multiscales")
-    if multiscales:
-        ms = multiscales[0]
-        level0 = ms["datasets"][0]
-        array = node[level0["path"]]
-        names = [a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])]
-        if names:
-            meta["axes"] = "".join(n.upper() for n in names)
-        scale = next(
-            (t["scale"] for t in level0.get("coordinateTransformations", []) if t.get("type") == "scale"), None
-        )
-        if scale and names and len(scale) == len(names):
-            spatial = [(n.upper(), float(s)) for n, s in zip(names, scale) if n.upper() in "ZYX"]
-            meta["pixel_size"] = dict(spatial)
-            units = {a.get("unit") for a in ms.get("axes", []) if isinstance(a, dict) and a.get("unit")}
-            if len(units) == 1:
-                unit = units.pop()
-                meta["unit"] = {v: k for k, v in _NGFF_UNITS.items()}.get(unit, unit)
-        return np.asarray(array[...]), meta
-    arrays = list(node.array_keys())
-    if len(arrays) != 1:
-        raise InputError(
-            f"Zarr group {path} is not OME-Zarr and holds {len(arrays)} arrays; point to the array folder inside it"
-        )
-    return np.asarray(node[arrays[0]][...]), meta
-
-
-def _drop_bad_axes(meta, ndim):
-    axes = meta.get("axes")
-    if axes is not None and not (
-        isinstance(axes, str) and len(axes) == ndim and set(axes) <= set(KNOWN_AXES) and len(set(axes)) == ndim
-    ):
-        del meta["axes"]  # the file's axes are not something we can use; the engine or --axes decides
 
 
 # ----------------------------------------------------------------------------------------------- writing
@@ -315,7 +196,7 @@ def write_image(path, array, *, overwrite=False, meta=None) -> Path:
     array = np.asarray(array)
     check_writable(path, array.shape, array.dtype, overwrite=overwrite)
     meta = dict(meta or {})
-    _drop_bad_axes(meta, array.ndim)
+    drop_bad_axes(meta, array.ndim)
     suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else path.suffix.lower()
     if suffix == ".zarr":
         _write_zarr_atomic(path, array, meta)
@@ -325,18 +206,13 @@ def write_image(path, array, *, overwrite=False, meta=None) -> Path:
     )
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
-    try:
+    with removed_on_failure(tmp, path):
         with open(tmp, "r+b") as f:  # a named file object: tifffile wants a name
             writer(f, array, meta)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files; an image gets the usual mode
+        os.chmod(tmp, usual_file_mode())  # mkstemp makes owner-only files; an image gets the usual mode
         os.replace(tmp, path)
-    except BaseException as exc:
-        _remove_quietly(tmp)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {one_line(exc)}") from None
-        raise
     return path
 
 
@@ -404,108 +280,14 @@ def _write_jpeg(f, array, meta):
 
 
 def _write_tiff(f, array, meta):
-    import tifffile
-
-    axes = meta.get("axes")
-    sizes = {k: float(v) for k, v in (meta.get("pixel_size") or {}).items() if k in "ZYX"}
-    unit = meta.get("unit")
-    common = dict(bigtiff=array.nbytes > BIGTIFF_BYTES)
-    if meta.get("geotiff") is not None:
-        from .geotiff import geotiff_layout, write_geotiff
-
-        if geotiff_layout(axes, array.shape):
-            write_geotiff(f, array, axes, meta["geotiff"], photometric=meta.get("photometric"), **common)
-            return
-    if axes:
-        ome_axes, photometric = axes, "minisblack"
-        if axes.endswith("YXC") and array.shape[-1] in (3, 4) and array.dtype in (np.uint8, np.uint16):
-            ome_axes, photometric = axes[:-1] + "S", "rgb"
-        ome_meta = {"axes": ome_axes}
-        for ax, size in sizes.items():
-            ome_meta[f"PhysicalSize{ax}"] = size
-            if unit:
-                ome_meta[f"PhysicalSize{ax}Unit"] = unit
-        start = f.tell()
-        try:
-            tifffile.imwrite(f, array, ome=True, photometric=photometric, metadata=ome_meta, **common)
-            return
-        except ValueError:  # axes order OME cannot express (e.g. channels last but not RGB): plain TIFF below
-            f.seek(start)
-            f.truncate()
-    shaped = {}
-    if axes:
-        shaped["axes"] = axes
-    if sizes:
-        shaped["pixel_size"] = sizes
-        if unit:
-            shaped["unit"] = unit
-    tifffile.imwrite(f, array, metadata=shaped or None, **common)
+    write_tiff(f, array, meta, bigtiff=array.nbytes > BIGTIFF_BYTES)
 
 
 def _write_zarr_atomic(path, array, meta):
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.part"
-    try:
-        _write_zarr(tmp, array, meta)
-        if path.exists() or path.is_symlink():
-            # a folder cannot be renamed over another: move the old one aside, then delete it once replaced
-            old = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.old"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            _remove_quietly(old)
-        else:
-            os.replace(tmp, path)
-    except BaseException as exc:
-        _remove_quietly(tmp)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {one_line(exc)}") from None
-        raise
-
-
-def _write_zarr(target, array, meta):
-    import zarr
-
-    axes = meta.get("axes")
-    chunks = tuple(min(n, 1024) if i >= array.ndim - 3 else 1 for i, n in enumerate(array.shape))
-    if axes and _ngff_order_ok(axes):
-        group = zarr.open_group(str(target), mode="w")
-        group.create_array("0", shape=array.shape, dtype=array.dtype, chunks=chunks)[...] = array
-        sizes = meta.get("pixel_size") or {}
-        ngff_axes = []
-        for ax in axes:
-            entry = {"name": ax.lower(), "type": {"T": "time", "C": "channel"}.get(ax, "space")}
-            if ax in "ZYX" and meta.get("unit"):
-                entry["unit"] = ngff_unit(meta["unit"])
-            ngff_axes.append(entry)
-        scale = [float(sizes.get(ax, 1.0)) for ax in axes]
-        group.attrs["ome"] = {
-            "version": "0.5",
-            "multiscales": [
-                {
-                    "axes": ngff_axes,
-                    "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
-                }
-            ],
-        }
-    else:
-        arr = zarr.create_array(str(target), shape=array.shape, dtype=array.dtype, chunks=chunks)
-        arr[...] = array
-        ours = {k: meta[k] for k in ("axes", "pixel_size", "unit") if meta.get(k)}
-        if ours:
-            arr.attrs[_AXES_META_KEY] = json.loads(json.dumps(ours))
-
-
-def _ngff_order_ok(axes):
-    # OME-Zarr wants time, then channel, then space, with at most 3 spatial axes
-    order = [KNOWN_AXES.index(a) for a in axes]
-    return order == sorted(order) and ("Y" in axes and "X" in axes)
-
-
-_NGFF_UNITS = {"µm": "micrometer", "nm": "nanometer", "mm": "millimeter", "cm": "centimeter", "m": "meter"}
-
-
-def ngff_unit(unit):
-    """The OME-Zarr (NGFF) name of a pixel-size unit (``um`` -> ``micrometer``)."""
-    return _NGFF_UNITS.get("µm" if unit in ("um", "micron") else unit, unit)
+    with removed_on_failure(tmp, path):
+        write_zarr(tmp, array, meta)
+        replace_path(tmp, path)
 
 
 # ----------------------------------------------------------------------------------------------- folders
@@ -523,23 +305,3 @@ def list_images(folder) -> list[Path]:
         and not p.name.startswith(".")
         and (p.is_dir() if p.suffix.lower() == ".zarr" else p.is_file())
     )
-
-
-# ----------------------------------------------------------------------------------------------- helpers
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _remove_quietly(p):
-    p = Path(p)
-    try:
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
-    except FileNotFoundError:
-        pass
