@@ -162,12 +162,12 @@ def cpu_machine() -> str:
     return f"{cpu_info()[0] or 'CPU'}, {os.cpu_count()} cores"
 
 
-def train_for_budget(name, model, state, budget, next_batch, learning_rate, ckpt, state_file):
-    """Train the compiled ``model`` on ``next_batch()`` until ``state["seconds"]`` of training reach ``budget``, at
-    ``learning_rate(fraction of the budget)``; a line every 50 steps, a checkpoint (weights and ``state``, so an
-    interrupted run resumes) every 2 minutes and at the end."""
+def train_for_budget(name, model, state, budget, next_batch, learning_rate, ckpt, state_file, max_steps=None):
+    """Train the compiled ``model`` on ``next_batch()`` until ``state["seconds"]`` of training reach ``budget`` (or
+    ``state["steps"]`` reach ``max_steps``), at ``learning_rate(fraction of the budget)``; a line every 50 steps, a
+    checkpoint (weights and ``state``, so an interrupted run resumes) every 2 minutes and at the end."""
     losses, last_save = [], time.perf_counter()
-    while state["seconds"] < budget:
+    while state["seconds"] < budget and (max_steps is None or state["steps"] < max_steps):
         model.optimizer.learning_rate.assign(learning_rate(state["seconds"] / budget))
         t0 = time.perf_counter()
         losses.append(float(model.train_on_batch(*next_batch())))

@@ -134,11 +134,17 @@ def edsr(scale, channels, n_blocks=16, n_feats=64, res_scale=1.0):
         if res_scale != 1.0:
             r = layers.Rescaling(res_scale, name=f"block{i}_scale")(r)
         x = layers.Add(name=f"block{i}_add")([x, r])
-    x = conv(n_feats, name="body_end")(x)
+    return _residual_sr_tail(inp, head, x, scale, channels, n_feats, "edsr")
+
+
+def _residual_sr_tail(inp, head, body, scale, channels, n_feats, label):
+    """What EDSR and RCAN share after their body: a closing convolution, the long skip from the head, the
+    sub-pixel upsampler, the output convolution and the global bicubic skip."""
+    x = conv(n_feats, name="body_end")(body)
     x = layers.Add(name="long_skip")([head, x])
     x = _subpixel_upsampler(x, scale, n_feats)
     x = last_conv(channels, name="tail")(x)
-    return with_bicubic_skip(inp, x, scale, f"edsr_x{scale}")
+    return with_bicubic_skip(inp, x, scale, f"{label}_x{scale}")
 
 
 def rcan(scale, channels, n_groups=4, n_blocks=4, n_feats=48, reduction=8):
@@ -161,8 +167,4 @@ def rcan(scale, channels, n_groups=4, n_blocks=4, n_feats=48, reduction=8):
             x = layers.Add(name=f"{name}_add")([x, r])
         x = conv(n_feats, name=f"group{g}_end")(x)
         x = layers.Add(name=f"group{g}_add")([group_in, x])
-    x = conv(n_feats, name="body_end")(x)
-    x = layers.Add(name="long_skip")([head, x])
-    x = _subpixel_upsampler(x, scale, n_feats)
-    x = last_conv(channels, name="tail")(x)
-    return with_bicubic_skip(inp, x, scale, f"rcan_x{scale}")
+    return _residual_sr_tail(inp, head, x, scale, channels, n_feats, "rcan")
