@@ -1,6 +1,7 @@
 """Train the shipped models (``src/napari_superres/models/weights/``) from the photo corpus.
 
     python3 ../shared/data/make_corpus.py                 # 26 real 2K photographs, ~/.cache/napari-superres-corpus
+    .venv/bin/python scripts/make_corpus_extra.py         # 30 more, ~/.cache/napari-superres-corpus-extra (optional)
     .venv/bin/python scripts/train_zoo.py [--only edsr-x2,espcn-x2] [--time-scale 1.0]
 
 Every model: RGB, bicubic degradation (MATLAB ``imresize`` convention, applied to whole images before cropping),
@@ -24,7 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
-from zoo_data import PatchPairs, load_corpus  # noqa: E402
+from zoo_data import PatchPairs, add_extra_corpus_option, load_corpus  # noqa: E402
 
 from napari_superres.models.registry import SPAN_FAST  # noqa: E402
 
@@ -213,7 +214,8 @@ def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0
     run = {"machine": cpu_machine(), "steps": state["steps"], "batch": BATCH,
            "lr_patch": LR_PATCH, "loss": "L1", "minutes": round(state["seconds"] / 60, 1), "precision": policy,
            "warm_start": init if state.get("before") is None else name}
-    data = f"{len(train_imgs)} real 2K photographs (../shared/data/make_corpus.py), bicubic x{scale} degradation"
+    data = (f"{len(train_imgs)} real photographs, long side 2040 px (../shared/data/make_corpus.py, "
+            f"scripts/make_corpus_extra.py), bicubic x{scale} degradation")
     training = training_record(state.get("before"), run, data)
     return finish_model(name, arch, scale, options, model.get_weights(), training, val, weights_dir=weights_dir)
 
@@ -259,6 +261,7 @@ def finish_model(name, arch, scale, options, weights, training, val, channels=3,
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    add_extra_corpus_option(p)
     p.add_argument("--only", help="comma-separated model names (default: all)")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply every budget by this")
     p.add_argument("--out", type=Path, default=WEIGHTS, help="folder of the .keras files (default: shipped weights)")
@@ -267,7 +270,7 @@ def main(argv=None):
     p.add_argument("--refresh-overlap", metavar="NAMES",
                    help="only re-measure the tile context of these saved models and update their description")
     args = p.parse_args(argv)
-    train_imgs, val = load_corpus(args.corpus)
+    train_imgs, val = load_corpus(args.corpus, args.extra_corpus)
     if args.refresh_overlap:
         from napari_superres.models.description import read_description, write_description
 
@@ -280,6 +283,7 @@ def main(argv=None):
             print(f"{name}: tile context {desc['overlap']} (receptive radius {radius})")
         return
     wanted = set(args.only.split(",")) if args.only else None
+    args.out.mkdir(parents=True, exist_ok=True)
     for name, arch, scale, options, minutes, init in ZOO:
         if wanted is None or name in wanted:
             train_one(name, arch, scale, options, minutes * args.time_scale, init, train_imgs, val,

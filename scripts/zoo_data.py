@@ -3,8 +3,9 @@ trainer (``train_zoo.py``) and the GPU run (``device/train_gpu.py``). NumPy and 
 ``PyDataset`` is asked for.
 
 Photos: HR patches of real photographs, LR by antialiased bicubic downscaling of the whole image (so a patch's
-border sees the same antialiasing as a full image), the benchmark's convention. The photos in
-``napari_superres.benchmark.HELD_OUT`` never enter training.
+border sees the same antialiasing as a full image), the benchmark's convention. Two folders of PNGs: the main
+corpus (``../shared/data/make_corpus.py``) and an optional extra one (``make_corpus_extra.py``). The photos in
+``napari_superres.benchmark.HELD_OUT`` (all in the main corpus) never enter training, nor does a near-copy of one.
 """
 
 from pathlib import Path
@@ -14,15 +15,56 @@ from PIL import Image
 
 from napari_superres.benchmark import HELD_OUT
 
+EXTRA_CORPUS = Path.home() / ".cache" / "napari-superres-corpus-extra"
 
-def load_corpus(corpus: Path):
-    """(training photos, [(name, held-out photo)]) of a corpus folder of PNGs (make_corpus.py's)."""
+
+def add_extra_corpus_option(parser):
+    """``--extra-corpus DIR`` (default: ``EXTRA_CORPUS`` if it exists; ``none``: the main corpus alone)."""
+    parser.add_argument("--extra-corpus", type=lambda s: None if s.lower() == "none" else Path(s),
+                        default=EXTRA_CORPUS if EXTRA_CORPUS.is_dir() else None,
+                        help="more training photos (scripts/make_corpus_extra.py; default: its folder if it "
+                             "exists; 'none': the main corpus alone)")
+
+
+def load_corpus(corpus: Path, extra: Path | None = None):
+    """(training photos, [(name, held-out photo)]) of the main corpus folder of PNGs (make_corpus.py's), the
+    training photos followed by those of ``extra`` (make_corpus_extra.py's) when given."""
     files = sorted(Path(corpus).glob("*.png"))
     if not files:
         raise SystemExit(f"no photos in {corpus}: run python3 ../shared/data/make_corpus.py first")
     train = [np.asarray(Image.open(f).convert("RGB")) for f in files if f.name not in HELD_OUT]
     val = [(name, np.asarray(Image.open(Path(corpus) / name).convert("RGB"))) for name in HELD_OUT]
-    return train, val
+    return train + (extra_photos(extra, val) if extra is not None else []), val
+
+
+def extra_photos(extra: Path, val):
+    """The photos of the extra corpus folder, less any near-copy of a held-out photo of ``val``."""
+    files = sorted(Path(extra).glob("*.png"))
+    if not files:
+        raise SystemExit(f"no photos in {extra}: run scripts/make_corpus_extra.py first")
+    held = [thumbprint(img) for _, img in val]
+    photos = []
+    for f in files:
+        img = np.asarray(Image.open(f).convert("RGB"))
+        if any(near_copy(thumbprint(img), h) for h in held):
+            print(f"{f.name}: a near-copy of a held-out photo, left out of training")
+        else:
+            photos.append(img)
+    return photos
+
+
+def thumbprint(img):
+    """(aspect ratio, 32x32 grey thumbnail of zero mean and unit spread): what stays of a photo through
+    resizing, re-encoding and a change of brightness or contrast."""
+    grey = Image.fromarray(np.asarray(img)).convert("L").resize((32, 32), Image.BOX)
+    t = np.asarray(grey, np.float32)
+    return img.shape[1] / img.shape[0], (t - t.mean()) / (t.std() + 1e-3)
+
+
+def near_copy(a, b, min_correlation=0.98):
+    """Whether two thumbprints are of the same picture (the same framing, within 2% of aspect ratio). Copies
+    correlate above 0.999; distinct photos of this data at most 0.90 (two misty scenes of the same light)."""
+    return abs(a[0] / b[0] - 1) < 0.02 and float(np.mean(a[1] * b[1])) >= min_correlation
 
 
 def load_packed(data: Path):

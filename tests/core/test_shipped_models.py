@@ -109,3 +109,30 @@ def test_training_leaves_out_the_bench_held_out_photos(tmp_path, monkeypatch):
     train, val = zoo_data.load_corpus(tmp_path)
     assert [name for name, _ in val] == list(HELD_OUT)
     assert len(train) == 2 and all(img[0, 0, 0] == len("train_a.png") for img in train)
+
+
+def test_extra_corpus_trains_but_never_on_a_copy_of_a_held_out_photo(tmp_path, monkeypatch):
+    """Photos of the extra corpus join training, except a near-copy of a held-out photo (resized, re-encoded,
+    brighter), which stays out; distinct photos are not mistaken for copies."""
+    from PIL import Image
+    from skimage import data
+
+    from napari_superres.benchmark import HELD_OUT
+
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import zoo_data
+
+    main, extra = tmp_path / "main", tmp_path / "extra"
+    main.mkdir()
+    extra.mkdir()
+    held = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()][: len(HELD_OUT)]
+    for name, img in zip(HELD_OUT, held):
+        Image.fromarray(img).save(main / name)
+    Image.fromarray(data.immunohistochemistry()).save(main / "train_a.png")
+    copy = Image.fromarray(held[-1]).resize((held[-1].shape[1] // 2, held[-1].shape[0] // 2), Image.BICUBIC)
+    Image.fromarray(np.clip(np.asarray(copy) * 1.15 + 8, 0, 255).astype(np.uint8)).save(extra / "copy.jpg.png")
+    Image.fromarray(data.retina()[..., :3]).save(extra / "other.png")
+    train, val = zoo_data.load_corpus(main, extra)
+    assert len(val) == len(HELD_OUT)
+    assert [img.shape for img in train] == [data.immunohistochemistry().shape, data.retina()[..., :3].shape]
+    assert len(zoo_data.load_corpus(main)[0]) == 1
