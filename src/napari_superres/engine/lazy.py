@@ -2,9 +2,10 @@
 
 How the blocks stay identical to the in-memory path:
 
-- Same windows. The in-memory path cuts each slice into windows planned over the whole image
-  (``tiling.plan_axis``); here the same global plan is made, the Y and X chunks are aligned to the boundaries
-  of the windows' cores, and each block runs exactly the windows whose cores it holds. A block reads its
+- Same windows, same code. The in-memory path cuts each slice into the windows of one ``tiling.TilePlan``
+  (``predictor.tile_plan``); a block carries that same whole-image plan, its Y and X chunks are aligned to
+  the boundaries of the windows' cores, and it runs exactly the windows whose cores it holds, in batches of
+  the sizes the in-memory run gives them, through the same ``predictor.upscale_batches``. A block reads its
   chunk plus ``depth`` pixels of its neighbours (``dask.array.map_overlap``, Y and X only), the context those
   windows need. The model thus sees the same pixels in the same window shapes as in memory.
 - Same numbers. Percentile normalisation is fitted once on the whole array, before any block runs

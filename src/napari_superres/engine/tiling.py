@@ -139,7 +139,18 @@ def plan_tiles(
     batch_size: int,
     window: Optional[Size2] = None,
 ) -> TilePlan:
-    """The :class:`TilePlan` of an image of ``height`` x ``width`` (the arguments as in :func:`predict_tiled`)."""
+    """The :class:`TilePlan` of an image of ``height`` x ``width``.
+
+    - ``tile``: largest core (useful) tile in low-resolution pixels, int or (h, w). A tile at least as large
+      as the image gives whole-image inference.
+    - ``overlap``: context pixels read on each side of a core (clamped at the image border: border windows
+      shift inward so all windows have one shape).
+    - ``multiple``: H and W are reflect-padded (at the bottom/right) to a multiple of it, window starts and
+      sizes are multiples of it, and the output is cropped back. Images smaller than one window are padded
+      the same way, so a 1x1 image works.
+    - ``window``: exact window size (h, w) for models with a fixed input size.
+    - ``batch_size``: windows per ``predict`` call, drawn across tiles and slices.
+    """
     multiple = max(1, int(multiple))
     th, tw = _pair(tile, "tile")
     oh, ow = _pair(overlap, "overlap")
@@ -252,36 +263,20 @@ def predict_tiled(
     predict: Predict,
     images: np.ndarray,
     *,
-    scale: int,
-    tile: Size2,
-    overlap: Size2,
-    multiple: int = 1,
-    batch_size: int,
-    window: Optional[Size2] = None,
     progress: Optional[Callable[[int, int], None]] = None,
     cancel: Optional[Callable[[], bool]] = None,
+    **tiling,
 ) -> np.ndarray:
     """Run ``predict`` over ``images`` (float32, N x H x W x C) tile by tile; return N x H*s x W*s x C_out.
 
-    - ``tile``: largest core (useful) tile in low-resolution pixels, int or (h, w). A tile at least as large
-      as the image gives whole-image inference.
-    - ``overlap``: context pixels read on each side of a core (clamped at the image border: border windows
-      shift inward so all windows have one shape).
-    - ``multiple``: H and W are reflect-padded (at the bottom/right) to a multiple of it, window starts and
-      sizes are multiples of it, and the output is cropped back. Images smaller than one window are padded
-      the same way, so a 1x1 image works.
-    - ``window``: exact window size (h, w) for models with a fixed input size.
-    - ``batch_size``: windows per ``predict`` call, drawn across tiles and slices.
-    - ``progress(done, total)`` is called after each batch (counted in windows); ``cancel()`` is checked
-      before each batch and raises :class:`~napari_superres.errors.Cancelled` when it returns True.
+    ``tiling``: what :func:`plan_tiles` takes (``scale``, ``tile``, ``overlap``, ``multiple``, ``batch_size``,
+    ``window``). ``progress(done, total)`` is called after each batch (counted in windows); ``cancel()`` is
+    checked before each batch and raises :class:`~napari_superres.errors.Cancelled` when it returns True.
 
     Memory: one batch of windows and its prediction, plus the output array.
     """
     images = np.asarray(images)
     if images.ndim != 4:
         raise ValueError(f"images must be N x H x W x C, got shape {images.shape}")
-    plan = plan_tiles(
-        images.shape[1], images.shape[2], scale=scale, tile=tile, overlap=overlap, multiple=multiple,
-        batch_size=batch_size, window=window,
-    )
+    plan = plan_tiles(images.shape[1], images.shape[2], **tiling)
     return run_tiles(predict, images, plan, progress=progress, cancel=cancel)
