@@ -75,16 +75,6 @@ class UpscaleOptions:
         if isinstance(self.bands, list):
             object.__setattr__(self, "bands", tuple(self.bands))  # hashable, and equal after a JSON round trip
 
-    @classmethod
-    def build(cls, options: Optional["UpscaleOptions"] = None, **settings) -> "UpscaleOptions":
-        """``options`` with ``settings`` changed (the defaults when None): how a keyword API turns its
-        keywords into options, at its edge."""
-        try:
-            return dataclasses.replace(options or cls(), **settings)
-        except TypeError as exc:  # an unknown keyword
-            names = ", ".join(f.name for f in dataclasses.fields(cls))
-            raise TypeError(f"{exc}; the upscale options are: {names}") from None
-
     def replace(self, **settings) -> "UpscaleOptions":
         return dataclasses.replace(self, **settings)
 
@@ -105,7 +95,11 @@ def as_options(options: Optional[UpscaleOptions], settings: dict) -> UpscaleOpti
     ``settings`` applied."""
     if options is not None and not isinstance(options, UpscaleOptions):
         raise TypeError(f"options must be UpscaleOptions, not {type(options).__name__}")
-    return UpscaleOptions.build(options, **settings)
+    try:
+        return dataclasses.replace(options or UpscaleOptions(), **settings)
+    except TypeError as exc:  # an unknown keyword
+        names = ", ".join(f.name for f in dataclasses.fields(UpscaleOptions))
+        raise TypeError(f"{exc}; the upscale options are: {names}") from None
 
 
 @dataclass(frozen=True)
