@@ -18,9 +18,10 @@ from typing import Callable
 import numpy as np
 
 from ..engine.axes import resolve_axes
-from ..engine.geometry import axis_factors, upscaled_scale_translate
+from ..engine.geometry import upscaled_scale_translate
 from ..engine.normalize import fit_normalizer, parse_spec
-from ..errors import Cancelled, InputError
+from ..engine.options import RunControl, UpscaleOptions, as_options
+from ..errors import InputError
 
 # Work per worker call: about this many output bytes (at least one slice). Small enough to keep memory flat,
 # big enough that the per-call overhead (a few milliseconds) does not matter.
@@ -36,20 +37,17 @@ _NOT_IMAGES = {"labels", "shapes", "points", "vectors", "tracks", "surface"}
 def upscale_layer(
     layer,
     model,
+    options: UpscaleOptions | None = None,
     *,
-    axes: str | None = None,
-    tile: int | None = None,
-    tta: bool = False,
     device: str = "auto",
-    precision: str | None = None,
-    upscale_z: bool = False,
-    channel_mode: str = "auto",
-    normalization=None,
     progress: Callable[[int, int], None] | None = None,
     cancel=None,
     client=None,
+    **settings,
 ):
-    """Upscale an Image layer with ``model`` (a shipped/user model name or a ``.keras`` path) in the worker.
+    """Upscale an Image layer with ``model`` (a shipped/user model name or a ``.keras`` path) in the worker,
+    as ``options`` (an ``UpscaleOptions``, or its fields as keywords: ``tile``, ``tta``, ``precision``,
+    ``upscale_z``...) say.
 
     Returns ``(data, kwargs, "image")``: a NumPy array of the layer's dtype, upscaled in Y and X (and Z when
     ``upscale_z``), with the layer's name ``"name (x2 model)"``, world geometry, colormap, contrast limits,
@@ -58,30 +56,30 @@ def upscale_layer(
     """
     from ..worker.client import get_client
 
+    options = as_options(options, settings)
     data, rgb, name = _image_data(layer)
-    ax = _layer_axes(data, rgb, axes)
-    if upscale_z and "Z" not in ax:
+    ax = _layer_axes(data, rgb, options.axes)
+    if options.z_upscaled and "Z" not in ax:
         raise InputError(f"{name!r} has no Z axis (axes {ax}); upscaling Z needs a stack")
     client = client or get_client()
     info = client.model_info(model)
     scale = int(info["scale"])
-    up = "ZYX" if upscale_z else "YX"
-    out_shape = tuple(n * scale if a in up else n for a, n in zip(ax, data.shape))
+    factor = {"Y": scale, "X": scale, "Z": options.z_factor_for(scale)}
+    out_shape = tuple(n * factor.get(a, 1) for a, n in zip(ax, data.shape))
     _check_memory(name, out_shape, data.dtype)
 
-    norm = _shared_normalizer(data, ax, info, normalization)
-    options = dict(tile=tile, tta=tta, device=device, precision=precision, channel_mode=channel_mode,
-                   normalization=norm)
-    run = _Runner(client, info.get("path") or model, scale, options, progress, cancel)
+    options = options.replace(normalization=_shared_normalizer(data, ax, info, options.normalization))
+    run = _Runner(client, info.get("path") or model, options, device, factor["Z"], RunControl(progress, cancel))
     out = np.empty(out_shape, dtype=data.dtype)
-    if upscale_z:
-        _upscale_volumes(run, data, ax, out, scale)
+    if options.z_upscaled:
+        _upscale_volumes(run, data, ax, out)
     else:
         _upscale_slices(run, data, ax, out)
 
     layer_ndim = data.ndim - (1 if rgb else 0)
-    factors = axis_factors(ax[:layer_ndim], scale, up)
-    return out, _layer_kwargs(layer, name, info, factors, up, tile, tta, precision), "image"
+    factors = tuple(factor.get(a, 1) for a in ax[:layer_ndim])
+    up = "ZYX" if options.z_upscaled else "YX"
+    return out, _layer_kwargs(layer, name, info, factors, up, options), "image"
 
 
 # ---------------------------------------------------------------------------------------------- the layer
@@ -140,7 +138,7 @@ def _human(n: int) -> str:
         n /= 1024
 
 
-def _layer_kwargs(layer, name, info, factors, up, tile, tta, precision=None) -> dict:
+def _layer_kwargs(layer, name, info, factors, up, options: UpscaleOptions) -> dict:
     ndim = len(factors)
     scale = _per_axis(getattr(layer, "scale", None), 1.0, ndim)
     translate = _per_axis(getattr(layer, "translate", None), 0.0, ndim)
@@ -153,9 +151,9 @@ def _layer_kwargs(layer, name, info, factors, up, tile, tta, precision=None) -> 
         "model_path": info.get("path"),
         "scale": int(max(factors)),
         "upscaled_axes": up,
-        "tile": tile,
-        "tta": bool(tta),
-        "precision": precision or "auto",  # as asked; auto resolves per machine and model in the worker
+        "tile": options.tile,
+        "tta": bool(options.tta),
+        "precision": options.precision or "auto",  # as asked; auto resolves per machine and model in the worker
         "source_layer": name,
     }
     kwargs = {
@@ -231,15 +229,15 @@ def _upscale_slices(run: "_Runner", data, ax: str, out: np.ndarray) -> None:
         _run_stack(run, data, index, ax[outer - 1 :], out[index])
 
 
-def _upscale_volumes(run: "_Runner", data, ax: str, out: np.ndarray, scale: int) -> None:
+def _upscale_volumes(run: "_Runner", data, ax: str, out: np.ndarray) -> None:
     """Z, Y and X: one call per volume (leading T axes carried outside the worker); the worker upscales Z
     first with the engine's anisotropic method (the model on the XZ and YZ planes), then Y and X."""
     outer = 0
     while ax[outer] == "T":
         outer += 1
-    run.plan(math.prod(data.shape[:outer]) * data.shape[ax.index("Z")] * scale)
+    run.plan(math.prod(data.shape[:outer]) * data.shape[ax.index("Z")] * run.z_factor)
     for index in np.ndindex(*data.shape[:outer]):
-        out[index] = run(_read(data, index), ax[outer:], upscale_z=True)
+        out[index] = run(_read(data, index), ax[outer:])
 
 
 def _run_stack(run: "_Runner", data, prefix: tuple, ax: str, dst: np.ndarray) -> None:
@@ -279,42 +277,34 @@ def _read(data, index: tuple) -> np.ndarray:
 class _Runner:
     """Worker calls for one layer, with progress summed over the calls and cancel checked between them."""
 
-    def __init__(self, client, model, scale, options, progress, cancel):
-        self.client, self.model, self.scale, self.options = client, model, scale, options
-        self.progress, self.cancel = progress, _cancel_fn(cancel)
+    def __init__(self, client, model, options: UpscaleOptions, device: str, z_factor: int, control: RunControl):
+        self.client, self.model, self.options, self.device = client, model, options, device
+        self.z_factor, self.control = z_factor, control
         self.total = 0
         self.done = 0
 
     def plan(self, images: int) -> None:
         self.total += images
 
-    def __call__(self, array: np.ndarray, axes: str, upscale_z: bool = False) -> np.ndarray:
-        if self.cancel():
-            raise Cancelled("upscaling cancelled")
+    def __call__(self, array: np.ndarray, axes: str) -> np.ndarray:
+        self.control.check("upscaling cancelled")
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise InputError(
                 "the layer contains NaN or infinite values; replace them (e.g. numpy.nan_to_num) before upscaling"
             )
-        images = _images(array.shape, axes) * (self.scale if upscale_z else 1)
+        images = _images(array.shape, axes) * self.z_factor
 
         def relay(done, total):
-            if self.progress is None:
+            if self.control.progress is None:
                 return
             if self.total <= 1:  # one image: report its tiles
-                self.progress(done, total)
+                self.control.report(done, total)
             else:  # a stack: report slices
-                self.progress(min(self.done + images * done // max(total, 1), self.total), self.total)
+                self.control.report(min(self.done + images * done // max(total, 1), self.total), self.total)
 
         out = self.client.upscale(
-            array, self.model, axes=axes, upscale_z=upscale_z, progress=relay, cancel=self.cancel, **self.options
+            array, self.model, self.options.replace(axes=axes), device=self.device, progress=relay,
+            cancel=self.control.cancelled,
         )
         self.done += images
         return out
-
-
-def _cancel_fn(cancel):
-    if cancel is None:
-        return lambda: False
-    if hasattr(cancel, "is_set"):
-        return cancel.is_set
-    return lambda: bool(cancel())

@@ -229,3 +229,15 @@ def user_model_path_exists(name: str) -> bool:
         return user_model_path(name).exists()
     except ModelError:
         return True
+
+
+def fit_hint(choice: Choice | None, layer) -> str:
+    """How the model's channels meet the layer's, said up front (what the engine's auto mode does)."""
+    if choice is None or layer is None:
+        return ""
+    channels = (choice.description or {}).get("channels")
+    if channels == 1 and layer.rgb:
+        return "1-channel model on an RGB layer: each colour channel is upscaled separately."
+    if channels == 3 and not layer.rgb:
+        return "RGB model on a grayscale layer: the grey image goes in as three equal channels, averaged back."
+    return ""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from psygnal import evented
 
+from ..engine.options import UpscaleOptions
+
 
 @evented
 @dataclass
@@ -23,6 +25,12 @@ class UpscaleSettings:
     device: str = "auto"  # "auto" (GPU if the worker sees one), "cpu" or "gpu:N"
     upscale_z: bool = False  # also upscale Z of a stack (anisotropic data)
     precision: str = ""  # "" (auto, or the process's NAPARI_SUPERRES_PRECISION), "float32", "bfloat16"
+
+    def options(self) -> UpscaleOptions:
+        """The engine's options for these settings (the model and the device are chosen per run)."""
+        return UpscaleOptions(
+            tile=self.tile or None, tta=self.tta, precision=self.precision or None, upscale_z=self.upscale_z
+        )
 
 
 LAST_SETTINGS = UpscaleSettings()

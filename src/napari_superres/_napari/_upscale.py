@@ -49,6 +49,7 @@ def upscale_steps(
         raise InputError("no image layer selected: open or select an image to upscale")
     client = client or get_client()
     cancel = cancel or (lambda: False)
+    options = settings.options()  # one set of options for every layer of the run
     for i, layer in enumerate(layers):
         model = settings.model or _default_model_name(layer)
         text = f"Upscaling {layer.name}" + (f" ({i + 1}/{len(layers)})" if len(layers) > 1 else "")
@@ -58,12 +59,8 @@ def upscale_steps(
             return upscale_layer(
                 layer,
                 model,
-                axes=None,
-                tile=settings.tile or None,
-                tta=settings.tta,
+                options,
                 device=settings.device,
-                precision=settings.precision or None,
-                upscale_z=settings.upscale_z,
                 progress=lambda done, total: emit(Progress(int(done), int(total), text)),
                 cancel=cancel,
                 client=client,
@@ -261,21 +258,9 @@ class UpscaleWidget(Container):
         self._model_info.value = (
             _models.summary_line(choice.description, choice.source) if choice else "No model: train one or Browse..."
         )
-        self._fit.value = self._fit_hint(choice, self._image.value)
+        self._fit.value = _models.fit_hint(choice, self._image.value)
         layer = self._image.value
         self._z.enabled = layer is not None and not layer.rgb and layer.ndim >= 3
-
-    @staticmethod
-    def _fit_hint(choice, layer) -> str:
-        """Say up front how the model's channels meet the layer's (what the engine's auto mode does)."""
-        if choice is None or layer is None:
-            return ""
-        channels = (choice.description or {}).get("channels")
-        if channels == 1 and layer.rgb:
-            return "1-channel model on an RGB layer: each colour channel is upscaled separately."
-        if channels == 3 and not layer.rgb:
-            return "RGB model on a grayscale layer: the grey image goes in as three equal channels, averaged back."
-        return ""
 
     def _pick_file(self, *_):
         from qtpy.QtWidgets import QFileDialog

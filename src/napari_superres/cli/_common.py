@@ -1,5 +1,5 @@
 """What the subcommands share: the device set-up before Keras loads, TensorFlow's start-up noise held back,
-and the progress bar."""
+the upscale options from the command line, and the progress bar."""
 
 from __future__ import annotations
 
@@ -30,6 +30,26 @@ def check_gpu():
     if visible_devices() == ["CPU"]:
         backend = keras.backend.backend()
         raise SuperResError(f"--device gpu: no GPU is visible to Keras ({backend} backend); use --device cpu or auto")
+
+
+def upscale_options(args):
+    """The ``UpscaleOptions`` the upscale flags ask for, built once per command (``--z-factor`` of 1 or less
+    leaves Z as it is)."""
+    from ..engine.options import UpscaleOptions
+
+    z_factor = getattr(args, "z_factor", None)
+    return UpscaleOptions(
+        axes=args.axes,
+        tile=args.tile,  # 0: the whole image in one window
+        overlap=args.overlap,
+        tta=args.tta,
+        batch_size=args.batch_size,
+        normalization=args.normalization,
+        precision=args.precision,  # an explicit choice beats the environment
+        z_factor=z_factor if (z_factor or 1) > 1 else None,
+        z_method=getattr(args, "z_method", "model"),
+        bands=getattr(args, "bands", "auto"),
+    )
 
 
 @contextlib.contextmanager

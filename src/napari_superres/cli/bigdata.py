@@ -147,8 +147,9 @@ def _probe_scheduler(args, timeout: float = 5.0):
     _PROBED.add(address)
 
 
-def run_one(src, dst, model, args) -> Path:
-    """Upscale one file out of core; prints the usual one line per file. Returns the path written."""
+def run_one(src, dst, model, options, args) -> Path:
+    """Upscale one file out of core as ``options`` say (``args``: where and how to run the blocks); prints
+    the usual one line per file. Returns the path written."""
     from ..engine.chunked import upscale_file
     from ..models.precision import with_precision
 
@@ -161,23 +162,8 @@ def run_one(src, dst, model, args) -> Path:
     start = time.perf_counter()
     Path(dst).parent.mkdir(exist_ok=True)
     out = upscale_file(
-        src,
-        dst,
-        model,
-        axes=args.axes,
-        tile=args.tile,
-        overlap=args.overlap,
-        tta=args.tta,
-        batch_size=args.batch_size,
-        normalization=args.normalization,
-        chunk=args.chunk,
-        scheduler=args.scheduler,
-        overwrite=args.overwrite,
-        pyramid=args.pyramid,
-        z_factor=args.z_factor,
-        z_method=args.z_method,
-        quiet=args.quiet,
-        bands=getattr(args, "bands", "auto"),
+        src, dst, model, options, chunk=args.chunk, scheduler=args.scheduler, overwrite=args.overwrite,
+        pyramid=args.pyramid, quiet=args.quiet,
     )
     if not args.quiet:
         print(f"{src} -> {out}  (out of core, {time.perf_counter() - start:.1f} s)")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import InputError, OutputError, SuperResError
 from . import bigdata
-from ._common import Progress, check_gpu, prepare_device, quiet_native_stderr
+from ._common import Progress, check_gpu, prepare_device, quiet_native_stderr, upscale_options
 
 BATCH_FAILED = 1  # some files of a batch failed (user errors of a single run exit 2, see cli.main)
 
@@ -222,18 +222,18 @@ def read_checked(src, axes_arg):
     return data, meta, axes
 
 
-def upscale_one(src, dst, model, args, *, named_after_input, data=None):
-    """Upscale one file to ``dst``. When ``dst`` is named after the input (OUT is a folder) and its format cannot
-    hold the result, it becomes a .tif. Returns the path written."""
+def upscale_one(src, dst, model, options, args, *, named_after_input, data=None):
+    """Upscale one file to ``dst`` as ``options`` say. When ``dst`` is named after the input (OUT is a folder)
+    and its format cannot hold the result, it becomes a .tif. Returns the path written."""
     from ..engine.files import upscale_loaded
     from ..io import can_hold, check_format, check_writable, write_image
 
     if data is None and bigdata.wants(src, dst, args):  # Zarr, big TIFF: block by block, out of core
-        return bigdata.run_one(src, dst, model, args)
+        return bigdata.run_one(src, dst, model, options, args)
     if data is None:
         data = read_checked(src, args.axes)
     array, meta, axes = data
-    scale, z = int(model.scale), int(getattr(args, "z_factor", None) or 1)
+    scale, z = int(model.scale), options.z_factor_for(int(model.scale))
     out_shape = tuple(n * scale if a in "YX" else n * z if a == "Z" else n for a, n in zip(axes, array.shape))
     if named_after_input and not can_hold(dst, out_shape, array.dtype):
         dst = dst.with_suffix(".tif")
@@ -246,21 +246,7 @@ def upscale_one(src, dst, model, args, *, named_after_input, data=None):
     start = time.perf_counter()
     try:
         result, out_meta = upscale_loaded(
-            array,
-            meta,
-            model,
-            axes=axes,
-            axes_known=bool(args.axes or meta.get("axes")),
-            bands=getattr(args, "bands", "auto"),
-            z_factor=z,
-            z_method=getattr(args, "z_method", "model"),
-            tile=args.tile,  # 0: the whole image in one window
-            overlap=args.overlap,
-            tta=args.tta,
-            batch_size=args.batch_size,
-            normalization=args.normalization,
-            precision=args.precision,  # as resolved and printed above (an explicit choice beats the environment)
-            progress=bar,
+            array, meta, model, options.replace(axes=axes), axes_known=bool(args.axes or meta.get("axes")), progress=bar
         )
     finally:
         bar.close()
@@ -298,14 +284,15 @@ def run(args):
     if not args.quiet:
         print(f"{model.name}: {choice}")
 
+    options = upscale_options(args)
     if not batch:
-        upscale_one(pairs[0][0], pairs[0][1], model, args, named_after_input=folder_is_out, data=first)
+        upscale_one(pairs[0][0], pairs[0][1], model, options, args, named_after_input=folder_is_out, data=first)
         return 0
 
     written, failed = 0, []
     for src, dst in pairs:
         try:
-            upscale_one(src, dst, model, args, named_after_input=True)
+            upscale_one(src, dst, model, options, args, named_after_input=True)
             written += 1
         except SuperResError as exc:
             failed.append(src)

@@ -2,23 +2,24 @@
 
 The steps, each in its own module: validate the values (``normalize.check_array``), map the axes to
 N x H x W x C batches (``axes``), normalise to float (``normalize``), match the data's channels to the
-model's (``axes.plan_channels``), predict tile by tile (``tiling``, optionally through ``tta``), then undo
-each step in reverse order.
+model's (``axes.plan_channels``), predict tile by tile (``predictor.upscale_batches``, the predictor the
+Dask and out-of-core paths share), then undo each step in reverse order. The settings come in one
+``options.UpscaleOptions``, built from the keywords here at the edge.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from ..errors import ModelError
-from .axes import fold_channels, from_batches, make_layout, output_shape, plan_channels, to_batches, unfold_channels
+from .axes import from_batches, make_layout, output_shape, plan_channels, to_batches
 from .normalize import check_array, fit_normalizer
-from .predictor import as_srmodel, bicubic_alpha, model_predict, tiling_settings
-from .tiling import predict_tiled
+from .options import NO_CONTROL, RunControl, UpscaleOptions, as_options
+from .predictor import as_srmodel, tile_plan, upscale_batches
 
 __all__ = ["upscale", "upscale_numpy", "output_shape", "output_nbytes", "is_dask"]
 
@@ -36,57 +37,41 @@ def output_nbytes(shape: Sequence[int], dtype, scale: int, axes: Optional[str] =
     return int(np.prod(output_shape(shape, scale, axes), dtype=np.int64)) * np.dtype(dtype).itemsize
 
 
-def upscale(
-    data,
-    model,
-    *,
-    axes: Optional[str] = None,
-    tile: Optional[int] = None,
-    overlap: Optional[int] = None,
-    tta: bool = False,
-    batch_size: Optional[int] = None,
-    normalization=None,
-    channel_mode: str = "auto",
-    progress: Optional[Callable[[int, int], None]] = None,
-    cancel: Optional[Callable[[], bool]] = None,
-    precision: Optional[str] = None,
-):
+def upscale(data, model, options: Optional[UpscaleOptions] = None, *, progress=None, cancel=None, **settings):
     """Upscale ``data`` in Y and X with ``model``; return an array of the input's dtype and axes.
 
     - ``model``: an SRModel, a ``keras.Model``, a shipped/user model name or a ``.keras`` path (anything
       ``models.loading.load_model`` accepts).
-    - ``axes``: napari-order axes string (``YX``, ``YXC``, ``CYX``, ``ZYX``, ``TZYX``...); inferred when None
-      (see ``axes.infer_axes``). Channels follow the policy in ``engine/axes.py``.
-    - ``tile``: core tile size in input pixels (None: whole image up to 512x512 pixels, else 256; 0: the
-      whole image);
-      ``overlap``: context pixels per tile side (None: the model's own ``overlap``).
-    - ``tta``: x8 self-ensemble (8 times slower). ``batch_size``: windows per model call (None: about
-      512x512 input pixels per call).
-    - ``normalization``: None (the model's), ``"range"``, ``"percentile"``, a dict, or a fitted
-      ``normalize.Normalizer`` (to share statistics between blocks of a larger stack).
+    - ``options``: an :class:`~napari_superres.engine.options.UpscaleOptions`; or its fields as keywords
+      (``settings``, applied on top of ``options``):
+
+      - ``axes``: napari-order axes string (``YX``, ``YXC``, ``CYX``, ``ZYX``, ``TZYX``...); inferred when
+        None (see ``axes.infer_axes``). Channels follow the policy in ``engine/axes.py``.
+      - ``tile``: core tile size in input pixels (None: whole image up to 512x512 pixels, else 256; 0: the
+        whole image); ``overlap``: context pixels per tile side (None: the model's own ``overlap``).
+      - ``tta``: x8 self-ensemble (8 times slower). ``batch_size``: windows per model call (None: about
+        512x512 input pixels per call).
+      - ``normalization``: None (the model's), ``"range"``, ``"percentile"``, a dict, or a fitted
+        ``normalize.Normalizer`` (to share statistics between blocks of a larger stack).
+      - ``channel_mode``: ``"auto"``, ``"joint"`` or ``"separate"`` (see ``axes.plan_channels``).
+      - ``precision``: ``"auto"`` (default, or ``NAPARI_SUPERRES_PRECISION``): the fastest arithmetic that
+        keeps the output within one grey level of float32 on this machine (see ``engine/precision.py``);
+        ``"float32"``, ``"bfloat16"`` or ``"float16"`` force one. The choice and its reason are logged on
+        the ``napari_superres`` logger.
     - ``progress(done, total)`` after each batch; ``cancel()`` before each batch (raises ``Cancelled``).
-    - ``precision``: ``"auto"`` (default, or ``NAPARI_SUPERRES_PRECISION``): the fastest arithmetic that keeps
-      the output within one grey level of float32 on this machine (see ``engine/precision.py``);
-      ``"float32"``, ``"bfloat16"`` or ``"float16"`` force one. The choice and its reason are logged on the
-      ``napari_superres`` logger.
 
     NumPy in, NumPy out; Dask in, Dask out (lazy, block by block).
     """
+    options = as_options(options, settings)
+    control = RunControl(progress, cancel)
     if is_dask(data):
         from .distributed import ModelHandle
         from .lazy import upscale_dask
 
         if not isinstance(model, ModelHandle):  # a handle is already resolved: it runs as it is
-            model = in_requested_precision(as_srmodel(model), precision)
-        return upscale_dask(
-            data, model, axes=axes, tile=tile, overlap=overlap, tta=tta, batch_size=batch_size,
-            normalization=normalization, channel_mode=channel_mode, progress=progress, cancel=cancel,
-        )
-    return upscale_numpy(
-        data, model, axes=axes, tile=tile, overlap=overlap, tta=tta, batch_size=batch_size,
-        normalization=normalization, channel_mode=channel_mode, progress=progress, cancel=cancel,
-        precision=precision,
-    )
+            model = in_requested_precision(as_srmodel(model), options.precision)
+        return upscale_dask(data, model, options, control)
+    return upscale_numpy(data, model, options, control)
 
 
 def in_requested_precision(srm, precision: Optional[str]):
@@ -103,40 +88,17 @@ def in_requested_precision(srm, precision: Optional[str]):
 
 
 def upscale_numpy(
-    data,
-    model,
-    *,
-    axes: Optional[str] = None,
-    tile: Optional[int] = None,
-    overlap: Optional[int] = None,
-    tta: bool = False,
-    batch_size: Optional[int] = None,
-    normalization=None,
-    channel_mode: str = "auto",
-    progress: Optional[Callable[[int, int], None]] = None,
-    cancel: Optional[Callable[[], bool]] = None,
-    precision: Optional[str] = None,
+    data, model, options: Optional[UpscaleOptions] = None, control: RunControl = NO_CONTROL, **settings
 ) -> np.ndarray:
     """:func:`upscale` for in-memory data (anything ``numpy.asarray`` takes)."""
+    options = as_options(options, settings)
     data = np.asarray(data)
     check_array(data)
-    layout = make_layout(data.shape, axes)
-
-    srm = in_requested_precision(as_srmodel(model), precision)
-    scale = int(srm.scale)
-    plan = plan_channels(layout, srm.channels, channel_mode)
-
+    layout = make_layout(data.shape, options.axes)
+    srm = in_requested_precision(as_srmodel(model), options.precision)
+    channels = plan_channels(layout, srm.channels, options.channel_mode)
     x = to_batches(data, layout)
-    norm = fit_normalizer(x, srm.normalization if normalization is None else normalization, channel_axis=-1)
-    fed, alpha = fold_channels(norm.forward(x), plan)
-
-    core, ov, multiple, fixed, batch_size = tiling_settings(layout.height, layout.width, srm, tile, overlap, batch_size)
-    predict = model_predict(srm, plan, tta)
-    y = predict_tiled(
-        predict, fed, scale=scale, tile=core, overlap=ov, multiple=multiple, batch_size=batch_size,
-        window=fixed, progress=progress, cancel=cancel,
-    )
-    if not np.isfinite(y).all():
-        raise ModelError(f"The model produced {int((~np.isfinite(y)).sum())} NaN/inf values; it cannot be used on this image.")
-    y = unfold_channels(y, plan, x.shape[0], None if alpha is None else bicubic_alpha(alpha, scale))
-    return from_batches(norm.inverse(y, data.dtype, overwrite=True), layout, scale)
+    norm = fit_normalizer(x, srm.normalization if options.normalization is None else options.normalization, channel_axis=-1)
+    tiles = tile_plan(layout.height, layout.width, srm, options)
+    y = upscale_batches(x, srm, channels, norm, tiles, tta=options.tta, dtype=data.dtype, control=control)
+    return from_batches(y, layout, tiles.scale)

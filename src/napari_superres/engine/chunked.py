@@ -33,6 +33,7 @@ from ..io.zarr_store import OUT_CHUNK, ZarrOutput
 from .axes import make_layout
 from .file_source import input_dask, open_source
 from .lazy import BlockJob, fit_normalizer_lazy, make_job, plan_chunks, slice_axes
+from .options import UpscaleOptions, as_options
 from .predictor import as_srmodel
 from .resume import NO_SPACE, Ledger, guard_space, load_state, partial_dir, write_json
 
@@ -54,7 +55,7 @@ class Block:
 def plan_blocks(job: BlockJob, chunk: int):
     """The blocks of a job: Y/X aligned to window cores, about ``chunk`` pixels each; slices grouped along the
     innermost slice axis so a block holds about chunk x chunk input pixels."""
-    if job.plan.alpha:  # alpha is resized by bicubic interpolation of whole planes
+    if job.channels.alpha:  # alpha is resized by bicubic interpolation of whole planes
         yb, xb = [0, job.height], [0, job.width]
     else:
         yb, xb, _, _ = plan_chunks(job, tuple((chunk,) if a in "YX" else (n,) for a, n in zip(job.axes, job.shape)))
@@ -123,73 +124,65 @@ def upscale_file(
     src,
     dst,
     model,
+    options: Optional[UpscaleOptions] = None,
     *,
-    axes: Optional[str] = None,
-    tile: Optional[int] = None,
-    overlap: Optional[int] = None,
-    tta: bool = False,
-    batch_size: Optional[int] = None,
-    normalization=None,
     chunk: Optional[int] = None,
     scheduler: Optional[str] = None,
     overwrite: bool = False,
     pyramid: int = 0,
-    z_factor: Optional[int] = None,
-    z_method: str = "model",
     quiet: bool = False,
     on_block=None,
-    bands="auto",
+    **settings,
 ) -> Path:
     """Upscale the TIFF or Zarr ``src`` into ``dst`` (``.zarr``/``.ome.zarr`` or ``.tif``) block by block.
 
+    ``options`` (an ``UpscaleOptions``, or its fields as keywords in ``settings``): how to upscale; Z is
+    upscaled first when they say so (``engine.anisotropic``), streamed through dask into a Zarr inside the
+    partial folder; ``bands`` applies to GeoTIFFs, or to any input when not "auto" (``engine.scene``).
     Resumes a previous interrupted run of the same job. ``scheduler``: a ``dask.distributed`` address (or
     ``$DASK_SCHEDULER_ADDRESS``) to run the blocks on. ``on_block(done, total)`` is called after each block
-    is written. ``z_factor``: also upscale Z first (``engine.anisotropic``, ``z_method`` "model" or
-    "linear"); that step streams through dask into a Zarr inside the partial folder. ``bands``: how the
-    bands of a scene meet the model (``engine.scene``; applied to GeoTIFFs, or to any input when not "auto").
-    Returns ``dst``.
+    is written. Returns ``dst``.
     """
     from .distributed import ModelHandle, connect, scheduler_address
 
+    options = as_options(options, settings)
     src, dst = Path(src), Path(dst)
     kind = output_kind(dst)
     if (dst.exists() or dst.is_symlink()) and not overwrite:
         raise OutputError(f"output exists: {dst} (use --overwrite to replace it)")
-    source, meta = open_source(src, axes)
+    source, meta = open_source(src, options.axes)
     from .normalize import check_array
 
     check_array(np.zeros((1,) * len(source.shape), source.dtype))
     handle = model if isinstance(model, ModelHandle) else ModelHandle(as_srmodel(model))
     chunk = int(chunk or DEFAULT_CHUNK)
-    z_factor = int(z_factor) if z_factor and int(z_factor) > 1 else None
+    z_factor = options.z_factor_for(handle.scale) if options.z_upscaled else None
+    z_method = options.z_method
     shape = source.shape
     if z_factor:
         from .anisotropic import check_z_request
 
         check_z_request(np.zeros((1,) * len(shape), source.dtype), meta["axes"], handle, z_factor, z_method)
         shape = tuple(n * z_factor if a == "Z" else n for a, n in zip(meta["axes"], shape))
-    channel_mode = "auto"
-    if bands != "auto" or meta.get("geotiff") is not None:
+    channel_mode = options.channel_mode
+    if options.bands != "auto" or meta.get("geotiff") is not None:
         from .scene import channel_mode_for
 
-        channel_mode = channel_mode_for(shape, meta["axes"], bands, handle.channels, meta.get("photometric"))
-    job = make_job(
-        shape, source.dtype, handle, axes=meta["axes"], tile=tile, overlap=overlap, tta=tta, batch_size=batch_size,
-        channel_mode=channel_mode,
-    )
+        channel_mode = channel_mode_for(shape, meta["axes"], options.bands, handle.channels, meta.get("photometric"))
+    job = make_job(shape, source.dtype, handle, options.replace(axes=meta["axes"], channel_mode=channel_mode))
     out_meta = _output_meta(meta, job.scale, z_factor or 1)
     out_shape = job.out_shape()
 
     work = partial_dir(dst)
-    spec = handle.normalization if normalization is None else normalization
+    spec = handle.normalization if options.normalization is None else options.normalization
     fingerprint = {
         "input": source.identity(),
         "model": handle.key,
         "axes": job.axes,
-        "tile": tile,
-        "overlap": overlap,
-        "tta": bool(tta),
-        "batch_size": batch_size,
+        "tile": options.tile,
+        "overlap": options.overlap,
+        "tta": bool(options.tta),
+        "batch_size": options.batch_size,
         "normalization": spec,
         "chunk": chunk,
         "output": kind,
@@ -207,7 +200,8 @@ def upscale_file(
             work.mkdir()
         if z_factor:
             source = _z_stage(
-                source, work, handle, meta["axes"], z_factor, z_method, normalization, tile, batch_size, quiet, client
+                source, work, handle, meta["axes"], z_factor, z_method, options.normalization, options.tile,
+                options.batch_size, quiet, client,
             )
         if state is None:
             with client.as_current() if client is not None else contextlib.nullcontext():  # statistics there too

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import InputError
 from .axes import resolve_axes
 from .normalize import check_array
+from .options import UpscaleOptions, as_options
 
 
 def is_scene(meta: dict, bands="auto") -> bool:
@@ -40,42 +41,44 @@ def upscale_loaded(
     data,
     meta: dict,
     model,
+    options: Optional[UpscaleOptions] = None,
     *,
-    axes: Optional[str] = None,
     axes_known: bool = True,
-    bands="auto",
-    z_factor: Optional[int] = None,
-    z_method: str = "model",
-    **options,
+    progress=None,
+    cancel=None,
+    **settings,
 ):
-    """``(result, output meta)`` for ``data`` read with ``meta``. ``axes``: the data's (default: the file's);
-    ``axes_known``: write them into the output. ``options``: what ``engine.api.upscale`` takes."""
+    """``(result, output meta)`` for ``data`` read with ``meta``, upscaled as ``options`` (or its fields as
+    keywords) say. ``options.axes``: the data's (default: the file's); ``axes_known``: write them into the
+    output."""
     from ..io.placement import upscaled_meta
     from .api import upscale
     from .predictor import as_srmodel
 
+    options = as_options(options, settings)
     srm = as_srmodel(model)
-    axes = check_loaded(data, meta, axes)
-    z = int(z_factor or 1)
+    axes = check_loaded(data, meta, options.axes)
+    options = options.replace(axes=axes)
+    z = options.z_factor_for(int(srm.scale))
     if z > 1:
         from .anisotropic import upscale_z
 
         if meta.get("geotiff") is not None:
             raise InputError("a GeoTIFF scene has no Z axis to upscale")
         data = upscale_z(
-            data, srm, axes=axes, factor=z, method=z_method, normalization=options.get("normalization"),
-            tile=options.get("tile"), batch_size=options.get("batch_size"),
+            data, srm, axes=axes, factor=z, method=options.z_method, normalization=options.normalization,
+            tile=options.tile, batch_size=options.batch_size,
         )
-    if is_scene(meta, bands):
+    if is_scene(meta, options.bands):
         from .scene import upscale_scene
 
         geo = meta.get("geotiff")
         result = upscale_scene(
-            data, srm, axes=axes, bands=bands, photometric=meta.get("photometric"),
-            nodata=None if geo is None else geo.nodata, **options,
+            data, srm, options, photometric=meta.get("photometric"), nodata=None if geo is None else geo.nodata,
+            progress=progress, cancel=cancel,
         )
     else:
-        result = upscale(data, srm, axes=axes, **options)
+        result = upscale(data, srm, options, progress=progress, cancel=cancel)
     scale = int(srm.scale)
     out = upscaled_meta(meta, {"Y": scale, "X": scale, "Z": z})
     if axes_known:
@@ -83,14 +86,17 @@ def upscale_loaded(
     return result, out
 
 
-def upscale_path(src, dst, model, *, axes=None, bands="auto", z_factor=None, z_method="model", overwrite=False, **options) -> Path:
+def upscale_path(
+    src, dst, model, options: Optional[UpscaleOptions] = None, *, overwrite=False, progress=None, cancel=None, **settings
+) -> Path:
     """Read ``src`` (any format ``io.read_image`` reads: TIFF/GeoTIFF, PNG, JPEG, NPY, Zarr, NIfTI, a DICOM
-    series folder), upscale it, write ``dst`` (its format from the suffix) with the placement updated."""
+    series folder), upscale it as ``options`` (or its fields as keywords) say, write ``dst`` (its format from
+    the suffix) with the placement updated."""
     from ..io import read_image, write_image
 
+    options = as_options(options, settings)
     data, meta = read_image(src)
     result, out_meta = upscale_loaded(
-        data, meta, model, axes=axes, axes_known=bool(axes or meta.get("axes")), bands=bands,
-        z_factor=z_factor, z_method=z_method, **options,
+        data, meta, model, options, axes_known=bool(options.axes or meta.get("axes")), progress=progress, cancel=cancel
     )
     return write_image(dst, np.asarray(result), overwrite=overwrite, meta=out_meta)

@@ -2,9 +2,10 @@
 
 How the blocks stay identical to the in-memory path:
 
-- Same windows. The in-memory path cuts each slice into windows planned over the whole image
-  (``tiling.plan_axis``); here the same global plan is made, the Y and X chunks are aligned to the boundaries
-  of the windows' cores, and each block runs exactly the windows whose cores it holds. A block reads its
+- Same windows, same code. The in-memory path cuts each slice into the windows of one ``tiling.TilePlan``
+  (``predictor.tile_plan``); a block carries that same whole-image plan, its Y and X chunks are aligned to
+  the boundaries of the windows' cores, and it runs exactly the windows whose cores it holds, in batches of
+  the sizes the in-memory run gives them, through the same ``predictor.upscale_batches``. A block reads its
   chunk plus ``depth`` pixels of its neighbours (``dask.array.map_overlap``, Y and X only), the context those
   windows need. The model thus sees the same pixels in the same window shapes as in memory.
 - Same numbers. Percentile normalisation is fitted once on the whole array, before any block runs
@@ -25,17 +26,17 @@ from __future__ import annotations
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
-from ..errors import Cancelled, ModelError
-from .axes import ChannelPlan, fold_channels, from_batches, make_layout, plan_channels, to_batches, unfold_channels
+from .axes import ChannelPlan, from_batches, make_layout, plan_channels, to_batches
 from .distributed import ModelHandle
 from .normalize import Normalizer, check_array, check_finite, fit_normalizer, parse_spec
-from .predictor import as_srmodel, bicubic_alpha, model_predict, tiling_settings
+from .options import NO_CONTROL, RunControl, UpscaleOptions, as_options
+from .predictor import as_srmodel, tile_plan, upscale_batches
 from .quantiles import percentiles
-from .tiling import padded_length, plan_axis, reflect_index
+from .tiling import TilePlan
 
 __all__ = ["upscale_dask", "BlockJob", "make_job", "fit_normalizer_lazy", "RechunkWarning"]
 
@@ -49,21 +50,21 @@ class RechunkWarning(UserWarning):
 
 @dataclass(frozen=True)
 class BlockJob:
-    """Everything one block needs, picklable: the global window plan, the fitted normalisation, the model."""
+    """Everything one block needs, picklable: the whole image's window plan, the channel plan, the fitted
+    normalisation, the model. Blocks run ``predictor.upscale_batches``, as the in-memory path does."""
 
     axes: str
     shape: Tuple[int, ...]
     dtype: str
-    scale: int
     model: ModelHandle
     norm: Optional[Normalizer]
-    plan: ChannelPlan
-    rows: Tuple[Tuple[int, int, int], ...]  # (start, core begin, core end) per window row, padded pixels
-    cols: Tuple[Tuple[int, int, int], ...]
-    window: Tuple[int, int]
-    padded: Tuple[int, int]
-    batch_size: int
+    channels: ChannelPlan
+    tiles: TilePlan
     tta: bool
+
+    @property
+    def scale(self) -> int:
+        return self.tiles.scale
 
     @property
     def y_axis(self) -> int:
@@ -85,143 +86,59 @@ class BlockJob:
         shape = self.shape if shape is None else shape
         return tuple(n * self.scale if a in "YX" else n for a, n in zip(self.axes, shape))
 
-    def _selected(self, windows, length, lo, hi):
-        return [w for w in windows if w[1] < min(hi, length) and min(w[2], length) > lo]
-
     def source_span(self, y0: int, y1: int, x0: int, x1: int) -> Tuple[int, int, int, int]:
         """Input rows [ya, yb) and columns [xa, xb) that the windows of core region [y0, y1) x [x0, x1) read."""
-        iy = reflect_index(self.height, self.padded[0])
-        ix = reflect_index(self.width, self.padded[1])
-        wh, ww = self.window
-        rs = [iy[r[0] : r[0] + wh] for r in self._selected(self.rows, self.height, y0, y1)]
-        cs = [ix[c[0] : c[0] + ww] for c in self._selected(self.cols, self.width, x0, x1)]
-        return (
-            int(min(r.min() for r in rs)),
-            int(max(r.max() for r in rs)) + 1,
-            int(min(c.min() for c in cs)),
-            int(max(c.max() for c in cs)) + 1,
-        )
+        return self.tiles.source_span(y0, y1, x0, x1)
 
     def run(self, region: np.ndarray, origin: Tuple[int, int], core: Tuple[int, int, int, int], lead=()) -> np.ndarray:
         """Upscale the core ``[y0, y1) x [x0, x1)`` (image pixels) of ``region``, an input block in the data's
         axes whose Y/X start at ``origin`` and that holds ``source_span(core)``. ``lead``: where the block
         starts along the slice axes (every axis but Y, X and the channel), in the data's order. Returns the
         output block."""
-        ya, xa = origin
         region = np.asarray(region)
         layout = make_layout(region.shape, self.axes)
         x = to_batches(region, layout)
         if np.issubdtype(x.dtype, np.floating):
             check_finite(x)
-        srm = self.model.get()
-        fed, alpha = fold_channels(self.norm.forward(x), self.plan)
-        images = self._global_images(layout, tuple(lead) or (0,) * len(layout.slice_shape))
-        y = self._predict(model_predict(srm, self.plan, self.tta), fed, images, ya, xa, core)
-        if not np.isfinite(y).all():
-            raise ModelError(
-                f"The model produced {int((~np.isfinite(y)).sum())} NaN/inf values; it cannot be used on this image."
-            )
-        alpha_up = None
-        if alpha is not None:
-            if region.shape[self.y_axis] != self.height or region.shape[self.x_axis] != self.width:
-                raise ValueError("RGBA blocks must hold whole planes")
-            alpha_up = bicubic_alpha(alpha, self.scale)
-        y = unfold_channels(y, self.plan, x.shape[0], alpha_up)
-        return from_batches(self.norm.inverse(y, np.dtype(self.dtype)), layout, self.scale)
-
-    def _global_images(self, layout, lead) -> np.ndarray:
-        """Index, in the whole array's model batches, of each image of this block's model batch."""
+        if self.channels.alpha and (region.shape[self.y_axis] != self.height or region.shape[self.x_axis] != self.width):
+            raise ValueError("RGBA blocks must hold whole planes")  # alpha is resized from the whole plane
         full = make_layout(self.shape, self.axes)
+        y = upscale_batches(
+            x, self.model.get(), self.channels, self.norm, self.tiles, tta=self.tta, dtype=np.dtype(self.dtype),
+            core=core, origin=origin, image_ids=self._image_ids(layout, full, tuple(lead)),
+            n_images=full.n_slices * self._per_slice(full),
+        )
+        return from_batches(y, layout, self.scale)
+
+    def _per_slice(self, layout) -> int:
+        """Model images per slice: one, or one per channel when they go through the model separately."""
+        return layout.channels - (1 if self.channels.alpha else 0) if self.channels.separate else 1
+
+    def _image_ids(self, layout, full, lead) -> np.ndarray:
+        """Index, in the whole array's model images, of each model image of this block."""
         if not layout.slice_shape:
             flat = np.zeros(1, np.int64)
         else:
             local = np.indices(layout.slice_shape).reshape(len(layout.slice_shape), -1)
+            lead = lead or (0,) * len(layout.slice_shape)
             flat = np.ravel_multi_index(tuple(local + np.reshape(lead, (-1, 1))), full.slice_shape)
-        if self.plan.separate:  # fold_channels puts channel c of slice n at n * C + c
-            c = layout.channels - (1 if self.plan.alpha else 0)
-            flat = (flat[:, None] * c + np.arange(c)).reshape(-1)
-        return flat
-
-    def _predict(self, predict, images, global_images, ya, xa, core) -> np.ndarray:
-        """The windows whose cores meet ``core``, batched; only their cores inside ``core`` are kept
-        (``tiling.predict_tiled`` for a part of the image, with the whole image's window plan).
-
-        A window goes through the model in a batch of the size the in-memory run gives it (that run's last
-        batch may be smaller): some convolution kernels round differently for other batch sizes (N = 1), so
-        batches are padded to that size; a window's result never depends on the other windows in its batch."""
-        y0, y1, x0, x1 = core
-        s, (wh, ww) = self.scale, self.window
-        H, W = self.height, self.width
-        iy = reflect_index(H, self.padded[0]) - ya
-        ix = reflect_index(W, self.padded[1]) - xa
-        all_rows = [r for r in self.rows if r[1] < H]
-        all_cols = [c for c in self.cols if c[1] < W]
-        rows = self._selected(self.rows, H, y0, y1)
-        cols = self._selected(self.cols, W, x0, x1)
-        total = int(np.prod(make_layout(self.shape, self.axes).slice_shape, dtype=np.int64))
-        if self.plan.separate:
-            total *= make_layout(self.shape, self.axes).channels - (1 if self.plan.alpha else 0)
-        total *= len(all_rows) * len(all_cols)
-        last_start = ((total - 1) // self.batch_size) * self.batch_size
-        groups = {}
-        for n in range(images.shape[0]):
-            for r in rows:
-                for c in cols:
-                    k = (int(global_images[n]) * len(all_rows) + all_rows.index(r)) * len(all_cols) + all_cols.index(c)
-                    size = total - last_start if k >= last_start else self.batch_size
-                    groups.setdefault(size, []).append((n, r, c))
-        out = None
-        for size, jobs in groups.items():
-            for b0 in range(0, len(jobs), size):
-                part = jobs[b0 : b0 + size]
-                batch = [_window(images[n], iy, ix, r[0], c[0], wh, ww) for n, r, c in part]
-                batch += [batch[-1]] * (size - len(part))  # padding, discarded
-                pred = np.asarray(predict(np.stack(batch)))
-                if out is None:
-                    out = np.empty((images.shape[0], (y1 - y0) * s, (x1 - x0) * s, pred.shape[3]), np.float32)
-                for k, (n, (ry, cy0, cy1), (rx, cx0, cx1)) in enumerate(part):
-                    cy0, cy1 = max(cy0, y0), min(cy1, y1, H)
-                    cx0, cx1 = max(cx0, x0), min(cx1, x1, W)
-                    out[n, (cy0 - y0) * s : (cy1 - y0) * s, (cx0 - x0) * s : (cx1 - x0) * s] = pred[
-                        k, (cy0 - ry) * s : (cy1 - ry) * s, (cx0 - rx) * s : (cx1 - rx) * s
-                    ]
-        return out
+        c = self._per_slice(full)  # fold_channels puts channel c of slice n at n * C + c
+        return (flat[:, None] * c + np.arange(c)).reshape(-1)
 
     def __dask_tokenize__(self):
-        return (
-            "BlockJob", self.axes, self.shape, self.dtype, self.scale, self.model.key, self.norm, self.plan,
-            self.rows, self.cols, self.window, self.padded, self.batch_size, self.tta,
-        )
+        return ("BlockJob", self.axes, self.shape, self.dtype, self.model.key, self.norm, self.channels, self.tiles, self.tta)
 
 
-def _window(image, iy, ix, y0, x0, h, w):
-    """Rows iy[y0:y0+h] and columns ix[x0:x0+w] of ``image``: a slice where they are consecutive."""
-    rows, cols = iy[y0 : y0 + h], ix[x0 : x0 + w]
-    rs = slice(rows[0], rows[0] + h) if rows[-1] - rows[0] == h - 1 else rows
-    cs = slice(cols[0], cols[0] + w) if cols[-1] - cols[0] == w - 1 else cols
-    if isinstance(rs, slice):
-        return image[rs, cs]
-    return image[rs][:, cs]
-
-
-def make_job(
-    shape, dtype, model, *, axes=None, tile=None, overlap=None, tta=False, batch_size=None,
-    channel_mode="auto", norm: Optional[Normalizer] = None,
-) -> BlockJob:
+def make_job(shape, dtype, model, options: Optional[UpscaleOptions] = None, norm: Optional[Normalizer] = None) -> BlockJob:
     """The block job for data of ``shape``/``dtype``: the same windows, batch size and channel plan as
-    ``upscale_numpy`` would use on the whole array."""
-    layout = make_layout(shape, axes)
+    ``upscale_numpy`` uses on the whole array."""
+    options = options or UpscaleOptions()
+    layout = make_layout(shape, options.axes)
     handle = model if isinstance(model, ModelHandle) else ModelHandle(as_srmodel(model))
-    plan = plan_channels(layout, handle.channels, channel_mode)
-    h, w = layout.height, layout.width
-    core, ov, multiple, fixed, batch = tiling_settings(h, w, handle, tile, overlap, batch_size)
-    hp = padded_length(h, multiple, fixed[0] if fixed else 1)
-    wp = padded_length(w, multiple, fixed[1] if fixed else 1)
-    wh, rows = plan_axis(hp, core, ov, multiple, fixed[0] if fixed else None)
-    ww, cols = plan_axis(wp, core, ov, multiple, fixed[1] if fixed else None)
+    channels = plan_channels(layout, handle.channels, options.channel_mode)
+    tiles = tile_plan(layout.height, layout.width, handle, options)
     return BlockJob(
-        layout.axes, tuple(int(n) for n in shape), np.dtype(dtype).str, int(handle.scale), handle, norm, plan,
-        tuple(rows), tuple(cols), (wh, ww), (hp, wp), batch, bool(tta),
+        layout.axes, tuple(int(n) for n in shape), np.dtype(dtype).str, handle, norm, channels, tiles, bool(options.tta)
     )
 
 
@@ -262,7 +179,7 @@ def plan_chunks(job: BlockJob, chunks) -> Tuple[list, list, int, int]:
     ty = max(chunks[job.y_axis]) if chunks else job.height
     tx = max(chunks[job.x_axis]) if chunks else job.width
     result = []
-    for axis, windows, length, target in (("Y", job.rows, job.height, ty), ("X", job.cols, job.width, tx)):
+    for axis, windows, length, target in (("Y", job.tiles.rows, job.height, ty), ("X", job.tiles.cols, job.width, tx)):
         minimum = 1
         for _ in range(4):  # the depth depends on the grouping; a larger minimum never raises it
             bounds = core_bounds(windows, length, target, minimum)
@@ -285,13 +202,13 @@ def fit_chunks(data, job: BlockJob):
     if layout.channel_axis is not None and len(data.chunks[layout.channel_axis]) > 1:
         new[layout.channel_axis] = -1
         notes.append(f"the channel axis ({job.axes[layout.channel_axis]}) is split across chunks; joined")
-    if job.plan.alpha:
+    if job.channels.alpha:
         yb, xb, dy, dx = [0, job.height], [0, job.width], 0, 0
         if len(data.chunks[job.y_axis]) > 1 or len(data.chunks[job.x_axis]) > 1:
             notes.append("RGBA needs whole Y/X planes (alpha is resized by bicubic interpolation of the plane)")
     else:
         yb, xb, dy, dx = plan_chunks(job, data.chunks)
-        for a, windows in (("Y", job.rows), ("X", job.cols)):
+        for a, windows in (("Y", job.tiles.rows), ("X", job.tiles.cols)):
             i = job.axes.index(a)
             core = max(min(w[2], job.shape[i]) - w[1] for w in windows)
             if max(data.chunks[i]) < core:
@@ -327,24 +244,23 @@ def fit_normalizer_lazy(data, job_or_axes, spec=None) -> Normalizer:
 class _Tracker:
     """Progress and cancel across blocks in this process; dropped when a block is sent elsewhere."""
 
-    def __init__(self, total, progress, cancel):
-        self.total, self.progress, self.cancel = total, progress, cancel
+    def __init__(self, total: int, control: RunControl):
+        self.total, self.control = total, control
         self.done = 0
         self.lock = threading.Lock()
 
     def before(self):
-        if self.cancel is not None and self.cancel():
-            raise Cancelled("Cancelled by the user.")
+        self.control.check()
 
     def after(self):
-        if self.progress is not None:
+        if self.control.progress is not None:
             with self.lock:
                 self.done += 1
                 done = self.done
-            self.progress(done, self.total)
+            self.control.report(done, self.total)
 
     def __getstate__(self):
-        return {"total": self.total, "progress": None, "cancel": None, "done": 0}
+        return {"total": self.total, "control": NO_CONTROL, "done": 0}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -366,41 +282,26 @@ def _run_block(region, job: BlockJob, ybounds, xbounds, halo, starts, tracker=No
     return out
 
 
-def upscale_dask(
-    data,
-    model,
-    *,
-    axes: Optional[str] = None,
-    tile: Optional[int] = None,
-    overlap: Optional[int] = None,
-    tta: bool = False,
-    batch_size: Optional[int] = None,
-    normalization=None,
-    channel_mode: str = "auto",
-    progress: Optional[Callable[[int, int], None]] = None,
-    cancel: Optional[Callable[[], bool]] = None,
-):
+def upscale_dask(data, model, options: Optional[UpscaleOptions] = None, control: RunControl = NO_CONTROL, **settings):
     """:func:`~napari_superres.engine.api.upscale` for a dask array: returns a dask array of the input's dtype,
     Y and X times the model's scale, computed block by block when asked. Percentile statistics (if the
     model normalises by percentiles) are computed now, in one pass over the data.
 
-    ``progress(done, total)`` counts blocks; ``progress`` and ``cancel`` work with the local schedulers
-    (threads, the default) and are left out when blocks run on other processes.
+    ``control``'s progress counts blocks; progress and cancel work with the local schedulers (threads, the
+    default) and are left out when blocks run on other processes.
     """
     import dask.array as da
 
     check_array(data)
-    job = make_job(
-        data.shape, data.dtype, model, axes=axes, tile=tile, overlap=overlap, tta=tta, batch_size=batch_size,
-        channel_mode=channel_mode,
-    )
+    options = as_options(options, settings)
+    job = make_job(data.shape, data.dtype, model, options)
     data, yb, xb, halo = fit_chunks(data, job)
-    spec = job.model.normalization if normalization is None else normalization
+    spec = job.model.normalization if options.normalization is None else options.normalization
     job = _with_norm(job, fit_normalizer_lazy(data, job, spec))
     out_chunks = tuple(
         tuple(c * job.scale for c in ch) if a in "YX" else ch for a, ch in zip(job.axes, data.chunks)
     )
-    tracker = _Tracker(int(np.prod(data.numblocks)), progress, cancel) if (progress or cancel) else None
+    tracker = _Tracker(int(np.prod(data.numblocks)), control) if control.active else None
     return da.map_overlap(
         _run_block,
         data,

@@ -1,18 +1,24 @@
-"""The model side of an upscale, shared by the in-memory (``api``) and lazy (``lazy``) paths: the model
-resolved, the tiling settings for a slice size, and the batch function tiles go through. Both paths take these
-from here, so they cut the same windows and run the same arithmetic.
+"""The model side of an upscale, shared by the in-memory (``api``), Dask (``lazy``) and out-of-core
+(``chunked``) paths: the model resolved, the window plan for a slice size, the batch function tiles go
+through, and :func:`upscale_batches`, the one predictor all three run. Dask and out-of-core blocks thus
+equal the in-memory result by construction (up to float32 rounding).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 
-from .tiling import padded_length, plan_axis
+from ..errors import ModelError
+from .axes import ChannelPlan, fold_channels, unfold_channels
+from .normalize import Normalizer
+from .options import NO_CONTROL, RunControl, UpscaleOptions
+from .tiling import TilePlan, plan_tiles, run_tiles
 from .tta import tta_predict
 
-__all__ = ["as_srmodel", "default_tile", "tiling_settings", "model_predict", "bicubic_alpha"]
+__all__ = ["as_srmodel", "default_tile", "tile_plan", "upscale_batches", "model_predict", "bicubic_alpha"]
 
 # Images up to this many pixels per slice go through the model whole; larger ones in tiles of DEFAULT_TILE.
 WHOLE_IMAGE_PIXELS = 512 * 512
@@ -61,29 +67,55 @@ def bicubic_alpha(x: np.ndarray, scale: int) -> np.ndarray:
     return np.clip(out, x.min(), x.max(), out=out)
 
 
-def _window_pixels(h: int, w: int, tile: int, overlap: int, multiple: int, fixed) -> int:
-    hp = padded_length(h, multiple, fixed[0] if fixed else 1)
-    wp = padded_length(w, multiple, fixed[1] if fixed else 1)
-    wh, _ = plan_axis(hp, tile, overlap, multiple, fixed[0] if fixed else None)
-    ww, _ = plan_axis(wp, tile, overlap, multiple, fixed[1] if fixed else None)
-    return wh * ww
-
-
-def tiling_settings(h: int, w: int, srm, tile=None, overlap=None, batch_size=None):
-    """``(core tile, overlap, multiple, fixed window or None, batch size)`` for slices of h x w pixels: what
-    ``predict_tiled`` gets. Shared with the lazy path, which must cut the same windows."""
+def tile_plan(height: int, width: int, srm, options: UpscaleOptions) -> TilePlan:
+    """The windows for slices of ``height`` x ``width`` pixels: the model's window constraints (fixed size,
+    multiple) and overlap, the options' tile, overlap and batch size. The in-memory, Dask and out-of-core
+    paths all take their plan from here, so they cut the same windows in the same batches."""
     fixed = tuple(srm.fixed_size) if getattr(srm, "fixed_size", None) else None
-    multiple = max(1, int(getattr(srm, "multiple", 1) or 1))
-    ov = int(srm.overlap if overlap is None else overlap)
+    overlap = int(srm.overlap if options.overlap is None else options.overlap)
     if fixed is not None:
-        core = max(fixed) - 2 * ov  # only used as an upper bound; the window is the fixed size
+        core = max(fixed) - 2 * overlap  # only used as an upper bound; the window is the fixed size
     else:
-        core = default_tile(h, w) if tile is None else int(tile)
+        core = default_tile(height, width) if options.tile is None else int(options.tile)
         if core <= 0:  # 0: no tiling, one window covers the image
-            core = max(h, w)
-    if batch_size is None:
-        batch_size = max(1, min(MAX_BATCH, BATCH_PIXELS // _window_pixels(h, w, core, ov, multiple, fixed)))
-    return core, ov, multiple, fixed, int(batch_size)
+            core = max(height, width)
+    plan = plan_tiles(
+        height, width, scale=int(srm.scale), tile=core, overlap=overlap,
+        multiple=max(1, int(getattr(srm, "multiple", 1) or 1)), batch_size=options.batch_size or 1, window=fixed,
+    )
+    if options.batch_size is None:
+        per_call = max(1, min(MAX_BATCH, BATCH_PIXELS // (plan.window[0] * plan.window[1])))
+        plan = replace(plan, batch_size=per_call)
+    return plan
+
+
+def upscale_batches(
+    x: np.ndarray,
+    srm,
+    channels: ChannelPlan,
+    norm: Normalizer,
+    tiles: TilePlan,
+    *,
+    tta: bool,
+    dtype,
+    control: RunControl = NO_CONTROL,
+    **region,
+) -> np.ndarray:
+    """The model's part of every upscale: N x h x w x C batches (the data's values) in, N x h*s x w*s x C
+    of ``dtype`` out. Normalises, folds the channels into what the model takes, predicts tile by tile
+    (``tiling.run_tiles``, ``region`` as it takes it: a block of a larger image), refuses NaN/inf output,
+    unfolds the channels and maps the values back. The in-memory, Dask and out-of-core paths all run this,
+    so they compute the same numbers."""
+    fed, alpha = fold_channels(norm.forward(x), channels)
+    y = run_tiles(
+        model_predict(srm, channels, tta), fed, tiles, progress=control.progress,
+        cancel=control.cancelled if control.cancel is not None else None, **region,
+    )
+    if not np.isfinite(y).all():
+        raise ModelError(f"The model produced {int((~np.isfinite(y)).sum())} NaN/inf values; it cannot be used on this image.")
+    alpha_up = None if alpha is None else bicubic_alpha(alpha, tiles.scale)
+    y = unfold_channels(y, channels, x.shape[0], alpha_up)
+    return norm.inverse(y, dtype, overwrite=True)
 
 
 def model_predict(srm, plan, tta: bool = False) -> Callable:

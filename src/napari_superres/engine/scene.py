@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import InputError
 from .axes import make_layout, resolve_axes
 from .normalize import check_array, check_finite
+from .options import UpscaleOptions, as_options
 
 BAND_MODES = ("auto", "each", "rgb")
 Bands = Union[str, Tuple[int, int, int]]
@@ -119,34 +120,40 @@ def band_groups(n_bands: int, bands: Bands, model_channels: int, photometric: Op
 def upscale_scene(
     data,
     model,
+    options: Optional[UpscaleOptions] = None,
     *,
-    axes: Optional[str] = None,
-    bands: Bands = "auto",
     photometric: Optional[str] = None,
     nodata: Optional[float] = None,
-    **options,
+    progress=None,
+    cancel=None,
+    **settings,
 ) -> np.ndarray:
-    """Upscale a scene (NumPy) in Y and X: bands as ``bands`` says, nodata kept (see the module docstring).
-    ``options``: what :func:`engine.api.upscale` takes (tile, tta, normalization, progress...)."""
+    """Upscale a scene (NumPy) in Y and X: bands as ``options.bands`` says, nodata kept (see the module
+    docstring). ``options`` (or its fields as keywords): as :func:`engine.api.upscale` takes them."""
     from .api import upscale
     from .predictor import as_srmodel
 
+    options = as_options(options, settings)
     data = np.asarray(data)
     check_scene(data, nodata)
     srm = as_srmodel(model)
-    layout = make_layout(data.shape, resolve_axes(axes, data.shape))
+    layout = make_layout(data.shape, resolve_axes(options.axes, data.shape))
+    options = options.replace(axes=layout.axes)
     y, x = layout.axes.index("Y"), layout.axes.index("X")
     mask = nodata_mask(data, nodata)
     filled = data if mask is None else fill_nodata(data, mask, y, x)
 
     chan = layout.channel_axis
     if chan is None:
-        out = upscale(filled, srm, axes=layout.axes, **options)
+        out = upscale(filled, srm, options, progress=progress, cancel=cancel)
     else:
-        groups = band_groups(data.shape[chan], bands, srm.channels, photometric)
+        groups = band_groups(data.shape[chan], options.bands, srm.channels, photometric)
         out = None
         for idx, mode in groups:
-            part = upscale(np.take(filled, idx, axis=chan), srm, axes=layout.axes, channel_mode=mode, **options)
+            part = upscale(
+                np.take(filled, idx, axis=chan), srm, options.replace(channel_mode=mode), progress=progress,
+                cancel=cancel,
+            )
             if out is None:
                 out = np.empty(part.shape[:chan] + (data.shape[chan],) + part.shape[chan + 1 :], part.dtype)
             where = [slice(None)] * out.ndim

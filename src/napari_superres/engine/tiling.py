@@ -11,6 +11,7 @@ The function is pure: no state lives between calls, so concurrent runs cannot mi
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -82,19 +83,54 @@ def reflect_index(length: int, padded: int) -> np.ndarray:
     return np.pad(np.arange(length), (0, padded - length), mode="reflect")
 
 
-def _read(image: np.ndarray, iy: np.ndarray, ix: np.ndarray, y0: int, x0: int, h: int, w: int) -> np.ndarray:
-    """Window ``[y0:y0+h, x0:x0+w]`` of the reflect-padded image without padding the whole image."""
-    H, W = image.shape[:2]
-    rows = slice(y0, y0 + h) if y0 + h <= H else iy[y0 : y0 + h]
-    cols = slice(x0, x0 + w) if x0 + w <= W else ix[x0 : x0 + w]
-    if isinstance(rows, slice):
-        return image[rows, cols]
-    return image[rows][:, cols]
+@dataclass(frozen=True)
+class TilePlan:
+    """The windows of a whole H x W image (padded to ``padded``), each read as ``window`` pixels: ``rows`` and
+    ``cols`` hold ``(start, core begin, core end)`` per window row/column in padded pixels (``plan_axis``).
+    A plain value (picklable), so the blocks of a Dask or out-of-core run carry the whole image's plan and
+    cut exactly the windows an in-memory run cuts."""
+
+    size: Tuple[int, int]
+    padded: Tuple[int, int]
+    window: Tuple[int, int]
+    rows: Tuple[Tuple[int, int, int], ...]
+    cols: Tuple[Tuple[int, int, int], ...]
+    scale: int
+    batch_size: int
+
+    @property
+    def used_rows(self):
+        """Window rows whose core starts inside the image (the others lie in the padding: skipped)."""
+        return [r for r in self.rows if r[1] < self.size[0]]
+
+    @property
+    def used_cols(self):
+        return [c for c in self.cols if c[1] < self.size[1]]
+
+    def rows_in(self, y0: int, y1: int):
+        """Window rows whose cores meet image rows [y0, y1)."""
+        return [r for r in self.rows if r[1] < min(y1, self.size[0]) and min(r[2], self.size[0]) > y0]
+
+    def cols_in(self, x0: int, x1: int):
+        return [c for c in self.cols if c[1] < min(x1, self.size[1]) and min(c[2], self.size[1]) > x0]
+
+    def source_span(self, y0: int, y1: int, x0: int, x1: int) -> Tuple[int, int, int, int]:
+        """Input rows [ya, yb) and columns [xa, xb) that the windows of core region [y0, y1) x [x0, x1) read."""
+        iy, ix = reflect_index(self.size[0], self.padded[0]), reflect_index(self.size[1], self.padded[1])
+        wh, ww = self.window
+        rs = [iy[r[0] : r[0] + wh] for r in self.rows_in(y0, y1)]
+        cs = [ix[c[0] : c[0] + ww] for c in self.cols_in(x0, x1)]
+        return (
+            int(min(r.min() for r in rs)),
+            int(max(r.max() for r in rs)) + 1,
+            int(min(c.min() for c in cs)),
+            int(max(c.max() for c in cs)) + 1,
+        )
 
 
-def predict_tiled(
-    predict: Predict,
-    images: np.ndarray,
+def plan_tiles(
+    height: int,
+    width: int,
     *,
     scale: int,
     tile: Size2,
@@ -102,10 +138,8 @@ def predict_tiled(
     multiple: int = 1,
     batch_size: int,
     window: Optional[Size2] = None,
-    progress: Optional[Callable[[int, int], None]] = None,
-    cancel: Optional[Callable[[], bool]] = None,
-) -> np.ndarray:
-    """Run ``predict`` over ``images`` (float32, N x H x W x C) tile by tile; return N x H*s x W*s x C_out.
+) -> TilePlan:
+    """The :class:`TilePlan` of an image of ``height`` x ``width``.
 
     - ``tile``: largest core (useful) tile in low-resolution pixels, int or (h, w). A tile at least as large
       as the image gives whole-image inference.
@@ -116,66 +150,133 @@ def predict_tiled(
       the same way, so a 1x1 image works.
     - ``window``: exact window size (h, w) for models with a fixed input size.
     - ``batch_size``: windows per ``predict`` call, drawn across tiles and slices.
-    - ``progress(done, total)`` is called after each batch (counted in windows); ``cancel()`` is checked
-      before each batch and raises :class:`~napari_superres.errors.Cancelled` when it returns True.
+    """
+    multiple = max(1, int(multiple))
+    th, tw = _pair(tile, "tile")
+    oh, ow = _pair(overlap, "overlap")
+    fixed = None if window is None else _pair(window, "window")
+    hp = padded_length(height, multiple, fixed[0] if fixed else 1)
+    wp = padded_length(width, multiple, fixed[1] if fixed else 1)
+    wh, rows = plan_axis(hp, th, oh, multiple, fixed[0] if fixed else None)
+    ww, cols = plan_axis(wp, tw, ow, multiple, fixed[1] if fixed else None)
+    return TilePlan(
+        (int(height), int(width)), (hp, wp), (wh, ww), tuple(rows), tuple(cols), int(scale), max(1, int(batch_size))
+    )
 
-    Memory: one batch of windows and its prediction, plus the output array.
+
+def _window(image, iy, ix, y0, x0, h, w):
+    """Rows iy[y0:y0+h] and columns ix[x0:x0+w] of ``image``: a slice where they are consecutive (a view)."""
+    rows, cols = iy[y0 : y0 + h], ix[x0 : x0 + w]
+    rs = slice(rows[0], rows[0] + h) if rows[-1] - rows[0] == h - 1 else rows
+    cs = slice(cols[0], cols[0] + w) if cols[-1] - cols[0] == w - 1 else cols
+    if isinstance(rs, slice):
+        return image[rs, cs]
+    return image[rs][:, cs]
+
+
+def run_tiles(
+    predict: Predict,
+    images: np.ndarray,
+    plan: TilePlan,
+    *,
+    core: Optional[Tuple[int, int, int, int]] = None,
+    origin: Tuple[int, int] = (0, 0),
+    image_ids: Optional[np.ndarray] = None,
+    n_images: Optional[int] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+    cancel: Optional[Callable[[], bool]] = None,
+) -> np.ndarray:
+    """The one tiled predictor: run ``predict`` over the windows of ``plan`` whose cores meet ``core`` and
+    place their cores; returns N x (y1-y0)*s x (x1-x0)*s x C_out float32.
+
+    ``images`` (N x h x w x C float32) is the whole image (the defaults) or a region of it: its first pixel
+    is image pixel ``origin``, it holds every pixel the windows of ``core`` read (``plan.source_span``), and
+    its N images are images ``image_ids`` of the ``n_images`` of the whole run. Windows are batched as the
+    whole run batches them: ``plan.batch_size`` in order, the run's last batch smaller; a region pads its
+    batches to those sizes, since some kernels round differently for other batch sizes. So a region's
+    result equals the same pixels of the whole run's. A window's result never depends on its batch-mates.
+
+    ``progress(done, total)`` after each batch (in windows); ``cancel()`` before each (raises Cancelled).
     """
     images = np.asarray(images)
     if images.ndim != 4:
         raise ValueError(f"images must be N x H x W x C, got shape {images.shape}")
     if images.dtype != np.float32:
         images = images.astype(np.float32)
-    scale = int(scale)
-    multiple = max(1, int(multiple))
-    batch_size = max(1, int(batch_size))
-    N, H, W, _ = images.shape
-    th, tw = _pair(tile, "tile")
-    oh, ow = _pair(overlap, "overlap")
-    fixed = None if window is None else _pair(window, "window")
+    H, W = plan.size
+    y0, y1, x0, x1 = (0, H, 0, W) if core is None else core
+    ids = np.arange(images.shape[0]) if image_ids is None else np.asarray(image_ids)
+    n_total = images.shape[0] if n_images is None else int(n_images)
+    s, (wh, ww), batch_size = plan.scale, plan.window, plan.batch_size
+    iy = reflect_index(H, plan.padded[0]) - origin[0]
+    ix = reflect_index(W, plan.padded[1]) - origin[1]
+    all_rows, all_cols = plan.used_rows, plan.used_cols
+    row_k = {r: k for k, r in enumerate(all_rows)}
+    col_k = {c: k for k, c in enumerate(all_cols)}
+    rows, cols = plan.rows_in(y0, y1), plan.cols_in(x0, x1)
 
-    Hp = padded_length(H, multiple, fixed[0] if fixed else 1)
-    Wp = padded_length(W, multiple, fixed[1] if fixed else 1)
-    wh, rows = plan_axis(Hp, th, oh, multiple, fixed[0] if fixed else None)
-    ww, cols = plan_axis(Wp, tw, ow, multiple, fixed[1] if fixed else None)
-    iy, ix = reflect_index(H, Hp), reflect_index(W, Wp)
-
-    # Windows whose core lies entirely in the padding write nothing: skip them.
-    jobs = [
-        (n, r, c)
-        for n in range(N)
-        for r in rows
-        if r[1] < H
-        for c in cols
-        if c[1] < W
-    ]
-    total = len(jobs)
+    # Each window's place k in the whole run's order gives the size of the batch it runs in there.
+    total = n_total * len(all_rows) * len(all_cols)
+    last_start = ((total - 1) // batch_size) * batch_size
+    groups: dict = {}
+    for n in range(images.shape[0]):
+        for r in rows:
+            for c in cols:
+                k = (int(ids[n]) * len(all_rows) + row_k[r]) * len(all_cols) + col_k[c]
+                size = total - last_start if k >= last_start else batch_size
+                groups.setdefault(size, []).append((n, r, c))
+    count = sum(len(jobs) for jobs in groups.values())
     out = None
     done = 0
-    for b0 in range(0, total, batch_size):
-        if cancel is not None and cancel():
-            raise Cancelled("Cancelled by the user.")
-        batch_jobs = jobs[b0 : b0 + batch_size]
-        batch = np.stack([_read(images[n], iy, ix, r[0], c[0], wh, ww) for n, r, c in batch_jobs])
-        pred = np.asarray(predict(batch))
-        expected = (len(batch_jobs), wh * scale, ww * scale)
-        if pred.ndim != 4 or pred.shape[:3] != expected:
-            raise ModelError(
-                f"The model returned shape {pred.shape} for input {batch.shape}; expected {expected + ('C',)} "
-                f"for scale {scale}."
-            )
-        if out is None:
-            out = np.empty((N, H * scale, W * scale, pred.shape[3]), np.float32)
-        for k, (n, (ry, cy0, cy1), (rx, cx0, cx1)) in enumerate(batch_jobs):
-            cy1, cx1 = min(cy1, H), min(cx1, W)  # crop the padding
-            out[n, cy0 * scale : cy1 * scale, cx0 * scale : cx1 * scale] = pred[
-                k,
-                (cy0 - ry) * scale : (cy1 - ry) * scale,
-                (cx0 - rx) * scale : (cx1 - rx) * scale,
-            ]
-        done += len(batch_jobs)
-        if progress is not None:
-            progress(done, total)
+    for size, jobs in groups.items():
+        for b0 in range(0, len(jobs), size):
+            if cancel is not None and cancel():
+                raise Cancelled("Cancelled by the user.")
+            part = jobs[b0 : b0 + size]
+            batch = [_window(images[n], iy, ix, r[0], c[0], wh, ww) for n, r, c in part]
+            batch += [batch[-1]] * (size - len(part))  # padding, discarded
+            batch = np.stack(batch)
+            pred = np.asarray(predict(batch))
+            expected = (len(batch), wh * s, ww * s)
+            if pred.ndim != 4 or pred.shape[:3] != expected:
+                raise ModelError(
+                    f"The model returned shape {pred.shape} for input {batch.shape}; expected {expected + ('C',)} "
+                    f"for scale {s}."
+                )
+            if out is None:
+                out = np.empty((images.shape[0], (y1 - y0) * s, (x1 - x0) * s, pred.shape[3]), np.float32)
+            for k, (n, (ry, cy0, cy1), (rx, cx0, cx1)) in enumerate(part):
+                cy0, cy1 = max(cy0, y0), min(cy1, y1, H)  # the part of the core in the region, padding cropped
+                cx0, cx1 = max(cx0, x0), min(cx1, x1, W)
+                out[n, (cy0 - y0) * s : (cy1 - y0) * s, (cx0 - x0) * s : (cx1 - x0) * s] = pred[
+                    k, (cy0 - ry) * s : (cy1 - ry) * s, (cx0 - rx) * s : (cx1 - rx) * s
+                ]
+            done += len(part)
+            if progress is not None:
+                progress(done, count)
     if out is None:  # N == 0 cannot reach here through the API; keep the shape contract anyway
-        out = np.empty((N, H * scale, W * scale, images.shape[3]), np.float32)
+        out = np.empty((images.shape[0], (y1 - y0) * s, (x1 - x0) * s, images.shape[3]), np.float32)
     return out
+
+
+def predict_tiled(
+    predict: Predict,
+    images: np.ndarray,
+    *,
+    progress: Optional[Callable[[int, int], None]] = None,
+    cancel: Optional[Callable[[], bool]] = None,
+    **tiling,
+) -> np.ndarray:
+    """Run ``predict`` over ``images`` (float32, N x H x W x C) tile by tile; return N x H*s x W*s x C_out.
+
+    ``tiling``: what :func:`plan_tiles` takes (``scale``, ``tile``, ``overlap``, ``multiple``, ``batch_size``,
+    ``window``). ``progress(done, total)`` is called after each batch (counted in windows); ``cancel()`` is
+    checked before each batch and raises :class:`~napari_superres.errors.Cancelled` when it returns True.
+
+    Memory: one batch of windows and its prediction, plus the output array.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must be N x H x W x C, got shape {images.shape}")
+    plan = plan_tiles(images.shape[1], images.shape[2], **tiling)
+    return run_tiles(predict, images, plan, progress=progress, cancel=cancel)

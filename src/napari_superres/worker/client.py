@@ -8,12 +8,9 @@ threads queue on a lock (one job at a time). This module never imports Keras or 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import multiprocessing
 import multiprocessing.util  # noqa: F401  (its exit handler must be registered before ours)
 import os
-import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,13 +18,17 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import Cancelled, InputError, ModelError
+from ..engine.options import RunControl, UpscaleOptions, as_options
+from ..errors import Cancelled, InputError
 from . import server
+from .process import exit_reason, kill, main_module_hidden
 from .protocol import (
     CANCEL_GRACE_S,
     Block,
     WorkerDied,
     decode_error,
+    expected_output_shape,
+    model_spec,
     normalize_device,
     worker_env,
 )
@@ -80,7 +81,7 @@ class WorkerClient:
                 self._stop(graceful=True)
                 self._stopping = None
             elif proc is not None:  # a job's thread is stuck in a callback: end the process under it
-                _kill(proc)
+                kill(proc)
         finally:
             if got:
                 self._lock.release()
@@ -101,7 +102,7 @@ class WorkerClient:
             name="napari-superres-worker",
             daemon=True,  # also ended by multiprocessing's own exit handler
         )
-        with _main_module_hidden():
+        with main_module_hidden():
             proc.start()
         child_conn.close()  # so that the worker's death reads as end-of-file here
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -114,9 +115,9 @@ class WorkerClient:
             except (EOFError, OSError):
                 pass
             if not proc.is_alive() or time.monotonic() > deadline:
-                _kill(proc)
+                kill(proc)
                 parent_conn.close()
-                raise WorkerDied(f"the model worker could not start ({_exit_reason(proc.exitcode)})")
+                raise WorkerDied(f"the model worker could not start ({exit_reason(proc.exitcode)})")
         self._proc, self._conn, self._device = proc, parent_conn, device
 
     def _alive(self) -> bool:
@@ -133,7 +134,7 @@ class WorkerClient:
                 proc.join(2.0)
             except (OSError, EOFError, ValueError):
                 pass
-        _kill(proc)
+        kill(proc)
         try:
             conn.close()
         except OSError:
@@ -158,7 +159,7 @@ class WorkerClient:
             self._ensure(device)
             proc = self._proc
             try:
-                return self._relay(proc, op, kwargs, progress, on_event, need_block, _cancel_fn(cancel), cancel_grace)
+                return self._relay(proc, op, kwargs, progress, on_event, need_block, RunControl(cancel=cancel).cancelled, cancel_grace)
             except _JobEnded as ended:
                 raise ended.error from None
             except BaseException:
@@ -235,7 +236,7 @@ class WorkerClient:
         if stopping:
             return Cancelled("stopped: the model worker was shut down")
         return WorkerDied(
-            f"the model worker stopped unexpectedly ({_exit_reason(proc.exitcode)}); "
+            f"the model worker stopped unexpectedly ({exit_reason(proc.exitcode)}); "
             "the next run starts a fresh one"
         )
 
@@ -245,37 +246,28 @@ class WorkerClient:
         self,
         array,
         model,
+        options: UpscaleOptions | None = None,
         *,
-        axes=None,
-        tile=None,
-        overlap=None,
-        tta=False,
         device="auto",
-        precision=None,
-        channel_mode="auto",
-        normalization=None,
-        upscale_z=False,
         progress=None,
         cancel=None,
+        **settings,
     ) -> np.ndarray:
-        """Upscale an array in the worker (see ``napari_superres.upscale``); returns a NumPy array of its dtype.
-
-        ``upscale_z``: also upscale the Z axis (anisotropic stacks), first, with the engine's anisotropic method.
+        """Upscale an array in the worker as ``options`` (or its fields as keywords) say (see
+        ``napari_superres.upscale``; ``upscale_z``: Z first, with the engine's anisotropic method); returns a
+        NumPy array of its dtype. The options go to the worker as they are.
 
         ``progress(done, total)`` is called from this thread; ``cancel`` is a ``threading.Event`` or a callable
         returning True to stop (raises :class:`Cancelled`).
         """
+        options = as_options(options, settings)
         data = np.asarray(array)  # a Dask array is computed here: pass slices to keep memory small
         if data.size == 0:
             raise InputError(f"the image is empty (shape {data.shape})")
         if data.dtype.kind not in "buif":
             raise InputError(f"cannot upscale data of type {data.dtype}: use integer or floating-point images")
-        options = dict(
-            axes=axes, tile=tile, overlap=overlap, tta=bool(tta), channel_mode=channel_mode,
-            normalization=normalization, upscale_z=bool(upscale_z), precision=precision,
-        )
         path, desc = self._described(model)
-        out_shape = _output_shape(data.shape, desc, axes, "ZYX" if upscale_z else "YX")
+        out_shape = expected_output_shape(data.shape, desc, options)
         blocks: list[Block] = []
         t0 = time.perf_counter()
         try:
@@ -363,87 +355,12 @@ class WorkerClient:
         return self._call("ping", {})
 
 
-@contextlib.contextmanager
-def _main_module_hidden():
-    """Start the worker as from an interactive session: ``spawn`` would otherwise re-run the user's script (or
-    napari's launcher) in the worker as ``__mp_main__``, opening viewers there or failing without a main guard."""
-    main = sys.modules.get("__main__")
-    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
-    try:
-        if main is not None:
-            main.__dict__.pop("__file__", None)
-            main.__spec__ = None
-        yield
-    finally:
-        if main is not None:
-            main.__dict__.pop("__spec__", None)
-            main.__dict__.update(saved)
-
-
-def _output_shape(shape, desc, axes, upscaled: str):
-    """The engine's output shape when the model's description gives its scale (else None: ask the worker)."""
-    if desc is None:
-        return None
-    from ..engine.axes import resolve_axes  # NumPy only
-
-    try:
-        ax = resolve_axes(axes, shape)
-    except Exception:  # bad axes: the worker reports it with the engine's own message
-        return None
-    return tuple(int(n) * int(desc["scale"]) if a in upscaled else int(n) for a, n in zip(ax, shape))
-
-
-def model_spec(model) -> str:
-    """What names a model across the process boundary: a shipped/user model name or a file path."""
-    if isinstance(model, (str, os.PathLike)):
-        return os.fspath(model)
-    path = getattr(model, "path", None)
-    if path is not None:
-        return os.fspath(path)
-    raise ModelError(
-        f"cannot send a {type(model).__name__} object to the model worker: save it as a .keras file and pass its path"
-    )
-
-
 class _JobEnded(Exception):
     """Carries the error a finished job ended with (the worker is idle again, or gone)."""
 
     def __init__(self, error: BaseException):
         super().__init__(str(error))
         self.error = error
-
-
-def _cancel_fn(cancel) -> Callable[[], bool]:
-    if cancel is None:
-        return lambda: False
-    if hasattr(cancel, "is_set"):
-        return cancel.is_set
-    if callable(cancel):
-        return lambda: bool(cancel())
-    raise TypeError("cancel must be a threading.Event or a callable returning bool")
-
-
-def _kill(proc) -> None:
-    """End a process for sure (SIGTERM, then SIGKILL) and reap it."""
-    if proc.is_alive():
-        proc.terminate()
-        proc.join(1.0)
-    if proc.is_alive():
-        proc.kill()
-        proc.join(2.0)
-
-
-def _exit_reason(code) -> str:
-    if code is None:
-        return "it did not answer"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        hint = ", e.g. out of memory or killed by the user" if -code == signal.SIGKILL else ""
-        return f"killed by {name}{hint}"
-    return f"exit code {code}"
 
 
 # ---------------------------------------------------------------------------------------------- singleton

@@ -24,7 +24,7 @@ from multiprocessing import shared_memory
 import numpy as np
 
 from .. import errors
-from ..errors import SuperResError
+from ..errors import ModelError, SuperResError
 
 
 class WorkerDied(SuperResError):
@@ -188,3 +188,31 @@ def worker_env(device: str) -> dict[str, str]:
     env = device_env(device)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     return env
+
+
+def expected_output_shape(shape, desc, options) -> tuple | None:
+    """The output shape of an upscale job when the model's description gives its scale (else None: the worker
+    asks for its output block once it knows)."""
+    if desc is None:
+        return None
+    from ..engine.axes import resolve_axes  # NumPy only
+
+    try:
+        ax = resolve_axes(options.axes, shape)
+    except Exception:  # bad axes: the worker reports it with the engine's own message
+        return None
+    scale = int(desc["scale"])
+    factors = {"Y": scale, "X": scale, "Z": options.z_factor_for(scale)}
+    return tuple(int(n) * factors.get(a, 1) for a, n in zip(ax, shape))
+
+
+def model_spec(model) -> str:
+    """What names a model across the process boundary: a shipped/user model name or a file path."""
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model)
+    path = getattr(model, "path", None)
+    if path is not None:
+        return os.fspath(path)
+    raise ModelError(
+        f"cannot send a {type(model).__name__} object to the model worker: save it as a .keras file and pass its path"
+    )

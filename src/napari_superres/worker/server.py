@@ -161,13 +161,11 @@ class Server:
             if self.poll_cancel():  # pressed while the model was loading
                 raise Cancelled("upscaling cancelled")
             t0 = time.perf_counter()
-            if options.pop("upscale_z", False):
+            if options.z_upscaled:
                 data, options = _upscale_z_first(data, m, options)
                 if self.poll_cancel():
                     raise Cancelled("upscaling cancelled")
-            out = np.asarray(
-                upscale(data, m, progress=self.progress, cancel=self.poll_cancel, **options)
-            )
+            out = np.asarray(upscale(data, m, options, progress=self.progress, cancel=self.poll_cancel))
             seconds = time.perf_counter() - t0
             if self.poll_cancel():
                 raise Cancelled("upscaling cancelled")
@@ -222,17 +220,21 @@ class Server:
 
 
 def _upscale_z_first(data, model, options):
-    """Z by the engine's anisotropic method (the model on the XZ and YZ planes), before Y and X. Both passes
-    share one normalisation, fitted on the input as the engine would fit it."""
+    """Z by the engine's anisotropic method (the model on the XZ and YZ planes), before Y and X; returns the
+    data and the options for Y and X. Both passes share one normalisation, fitted on the input as the engine
+    would fit it."""
     from ..engine.anisotropic import upscale_z
     from ..engine.axes import make_layout, to_batches
     from ..engine.normalize import fit_normalizer
 
-    spec = options.get("normalization")
-    layout = make_layout(data.shape, options.get("axes"))
+    spec = options.normalization
+    layout = make_layout(data.shape, options.axes)
     norm = fit_normalizer(to_batches(data, layout), model.normalization if spec is None else spec, channel_axis=-1)
-    zdata = upscale_z(data, model, axes=layout.axes, normalization=norm, tile=options.get("tile"))
-    return zdata, {**options, "axes": layout.axes, "normalization": norm}
+    zdata = upscale_z(
+        data, model, axes=layout.axes, factor=options.z_factor_for(int(model.scale)), method=options.z_method,
+        normalization=norm, tile=options.tile,
+    )
+    return zdata, options.replace(axes=layout.axes, normalization=norm, upscale_z=False, z_factor=None)
 
 
 def _user_error(exc: BaseException):
