@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
@@ -30,6 +32,7 @@ RESULTS = REPO / "bench" / "results" / "cpu.json"
 EXTRA = REPO / "bench" / "results" / "cpu-skimage.json"
 DOMAINS = REPO / "bench" / "results" / "microscopy.json"  # bench/microscopy_domains.py
 GPU = REPO / "bench" / "results" / "gpu-h200.json"  # scripts/device/bench_gpu.py on the device machine
+EQUAL = REPO / "bench" / "results" / "equal-budget.json"  # bench/equal_budget.py
 TABLE = REPO / "docs" / "models.md"
 
 
@@ -307,7 +310,30 @@ def gpu_table(gpu) -> list:
     return lines
 
 
-def table(infos, results: dict, extras=(), domains=None, gpu=None) -> str:
+def equal_budget_table(equal) -> list:
+    """Architectures trained from scratch for the same steps (``bench/equal_budget.py``): quality per MAC."""
+    if not equal:
+        return []
+    lines = ["", "## Architectures at an equal training budget", "",
+             f"Each trained from scratch for {equal['steps']:,} steps of {equal['batch']} patches of "
+             f"{equal['lr_patch']}x{equal['lr_patch']} (x{equal['scale']}, the same batches for all; "
+             f"{equal['machine']}, {equal['precision']}), scored like the shipped models on the "
+             f"{equal['images']}. MACs: multiply-accumulates per output pixel of the form that runs at inference. "
+             "`bench/equal_budget.py`.", "",
+             "| architecture | options | parameters | kMAC / output px | PSNR-Y | vs Lanczos | dB per doubling of MACs "
+             "over the smallest | training minutes |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    rows = sorted(equal["rows"], key=lambda r: r["macs_per_output_px"])
+    base = rows[0]
+    for r in rows:
+        doublings = np.log2(r["macs_per_output_px"] / base["macs_per_output_px"])
+        per = f"{(r['psnr'] - base['psnr']) / doublings:+.2f}" if doublings > 0 else "-"
+        opts = ", ".join(f"{k}={v}" for k, v in r["options"].items()) or "defaults"
+        lines.append(f"| {r['label']} | {opts} | {r['parameters']:,} | {r['macs_per_output_px'] / 1e3:.1f} | "
+                     f"{r['psnr']:.2f} | {r['gain_over_lanczos']:+.2f} | {per} | {r['minutes']} |")
+    return lines
+
+
+def table(infos, results: dict, extras=(), domains=None, gpu=None, equal=None) -> str:
     lines = [
         "# Shipped models",
         "",
@@ -355,6 +381,7 @@ def table(infos, results: dict, extras=(), domains=None, gpu=None) -> str:
                              f"{q['psnr'] - q['lanczos_psnr']:+.2f} |")
     lines += microscopy_table([info for info in infos if info not in photos], domains)
     lines += gpu_table(gpu)
+    lines += equal_budget_table(equal)
     lines += [
         "",
         "Reproduce: `python3 ../shared/data/make_corpus.py && .venv/bin/python scripts/train_zoo.py` (weights), "
@@ -397,7 +424,8 @@ def main(argv=None):
         write_atomic(path, card(info, results, extras))
         print(f"wrote {path.relative_to(REPO)}")
     TABLE.parent.mkdir(exist_ok=True)
-    write_atomic(TABLE, table(infos, results, extras, domains, gpu))
+    equal = json.loads(EQUAL.read_text()) if EQUAL.is_file() else None
+    write_atomic(TABLE, table(infos, results, extras, domains, gpu, equal))
     print(f"wrote {TABLE.relative_to(REPO)}")
 
 

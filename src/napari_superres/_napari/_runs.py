@@ -10,14 +10,44 @@ import logging
 import threading
 from collections.abc import Callable
 
+from magicgui.widgets import Container
+
 from napari_superres.errors import Cancelled, SuperResError
 
+from . import _models
 from ._state import RunState
 
 log = logging.getLogger(__name__)
 
 # Runs in flight, so their Qt workers stay referenced and tests can wait for them to finish.
 ACTIVE_RUNS: set = set()
+
+
+class RunWidget(Container):
+    """What both dock widgets share: their viewer, one background run at a time (``_worker``, ``state``), the
+    layer menu command registered, and the teardown when the Qt widget goes. Subclasses define
+    ``_on_library_changed(select="")``: the user's model library changed."""
+
+    def __init__(self, viewer, **kwargs):
+        from ._menu import ensure_context_menu_item
+
+        super().__init__(**kwargs)
+        ensure_context_menu_item()
+        self._viewer = viewer
+        self._worker = None
+        self._alive = True  # False once the Qt widget is gone (late background results are dropped)
+        self.state = RunState()
+        _models.LIBRARY.changed.connect(self._on_library_changed)
+        self.native.destroyed.connect(self._on_destroyed)
+
+    def _on_destroyed(self, *_):
+        # Closing the widget or the viewer stops its run (training keeps the model so far; the worker process
+        # stays for the next run) and unhooks the view: late results must not touch deleted Qt widgets.
+        self._alive = False
+        if self._worker is not None:
+            self._worker.cancel_event.set()
+        self.state.events.disconnect()
+        _models.LIBRARY.changed.disconnect(self._on_library_changed)
 
 
 class NapariProgress:

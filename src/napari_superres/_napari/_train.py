@@ -29,8 +29,9 @@ from napari_superres.errors import Cancelled, InputError, SuperResError
 
 from . import _models
 from ._folder import FolderSummary, summarize_folder
-from ._runs import show_failure, show_run_state, start_run, stop_run
-from ._state import RunState, stream
+from ._library import LibraryControls
+from ._runs import RunWidget, show_failure, show_run_state, start_run, stop_run
+from ._state import stream
 
 if TYPE_CHECKING:
     import napari
@@ -55,27 +56,21 @@ def train_steps(
     yield TrainResult(path)
 
 
-class TrainWidget(Container):
+class TrainWidget(LibraryControls, RunWidget):
     """Dock widget: train a model from a folder of images; the result joins the Upscale widget's model list."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
         from napari_superres.models.registry import ARCHITECTURES
         from napari_superres.training.config import DEGRADATION_LABELS, DEGRADATIONS
 
-        from ._menu import ensure_context_menu_item
         from ._plot import TrainingPlot
 
-        super().__init__(labels=False)
-        ensure_context_menu_item()
-        self._viewer = viewer
-        self._worker = None
+        super().__init__(viewer, labels=False)
         self._summary = FolderSummary("invalid")
         self._summary_for: tuple = ()
         self._start_when_ready = False
-        self._alive = True  # False once the Qt widget is gone (late background results are dropped)
         self._out_path: Path | None = None
         self._epochs_seen, self._epochs_total, self._end_status = 0, 0, ""
-        self.state = RunState()
 
         self._folder = FileEdit(label="Data folder", mode="d", value="")
         self._folder_info = Label(label="", value="Choose a folder: HR images, or lr/ and hr/ subfolders of pairs.")
@@ -109,14 +104,6 @@ class TrainWidget(Container):
         for label in (self._folder_info, self._arch_info, self._name_info, self._status):
             label.native.setWordWrap(True)
 
-        # the user's model library
-        self._library = ComboBox(label="Your models", choices=self._library_choices)
-        self._library_info = Label(label="", value="")
-        self._new_name = LineEdit(label="New name", value="")
-        self._rename = PushButton(text="Rename")
-        self._delete = PushButton(text="Delete")
-        self._library_info.native.setWordWrap(True)
-
         training = Container(
             labels=True,
             widgets=[
@@ -138,15 +125,7 @@ class TrainWidget(Container):
                 self._status,
             ],
         )
-        library = Container(
-            labels=True,
-            widgets=[
-                self._library,
-                self._library_info,
-                self._new_name,
-                Container(widgets=[self._rename, self._delete], layout="horizontal", labels=False),
-            ],
-        )
+        library = self._library_section()
         self.extend([training, library])
         self._plot.setMinimumHeight(200)
         self.native.layout().insertWidget(1, self._plot)  # the live plot between the run and the library
@@ -162,12 +141,7 @@ class TrainWidget(Container):
         self._name.changed.connect(self._check_name)
         self._start.clicked.connect(self.start)
         self._stop.clicked.connect(self.stop)
-        self._library.changed.connect(self._update_library_info)
-        self._rename.clicked.connect(self.rename_selected)
-        self._delete.clicked.connect(self._confirm_delete)
         show_run_state(self.state, self._start, self._stop, self._bar, self._status)
-        _models.LIBRARY.changed.connect(self._on_library_changed)
-        self.native.destroyed.connect(self._on_destroyed)
         self._update_arch_info()
         self._suggest_name()
         self._update_library_info()
@@ -357,62 +331,3 @@ class TrainWidget(Container):
         if self._alive:  # a fresh name for the next run
             self._name_typed = False
             self._suggest_name()
-
-    def _on_destroyed(self, *_):
-        # Closing the widget or the viewer stops training (the model so far is kept) and unhooks the view.
-        self._alive = False
-        if self._worker is not None:
-            self._worker.cancel_event.set()
-        self.state.events.disconnect()
-        _models.LIBRARY.changed.disconnect(self._on_library_changed)
-
-    # ---- the user's model library
-
-    def _library_choices(self, _widget=None):
-        return [(c.text, c.value) for c in _models.user_models()]
-
-    def _on_library_changed(self, select: str = ""):
-        self._library.reset_choices()
-        values = [v for _, v in self._library_choices()]
-        if select in values:
-            self._library.value = select
-        self._update_library_info()
-        self._check_name()
-
-    def _update_library_info(self, *_):
-        choice = next((c for c in _models.user_models() if c.value == self._library.value), None)
-        if choice is None:
-            self._library_info.value = "No trained models yet."
-        else:
-            self._library_info.value = _models.summary_line(choice.description)
-            self._new_name.value = Path(choice.value).stem
-        self._rename.enabled = self._delete.enabled = choice is not None
-
-    def rename_selected(self, *_):
-        if not self._library.value:
-            return None
-        try:
-            return _models.rename_user_model(self._library.value, self._new_name.value)
-        except SuperResError as exc:
-            show_failure(exc, "Renaming the model")
-            return None
-
-    def _confirm_delete(self, *_):
-        from qtpy.QtWidgets import QMessageBox
-
-        if not self._library.value:
-            return
-        name = Path(self._library.value).stem
-        answer = QMessageBox.question(
-            self.native, "Delete model", f"Delete your model {name!r}? This cannot be undone."
-        )
-        if answer == QMessageBox.StandardButton.Yes:
-            self.delete_selected()
-
-    def delete_selected(self):
-        if not self._library.value:
-            return
-        try:
-            _models.delete_user_model(self._library.value)
-        except SuperResError as exc:
-            show_failure(exc, "Deleting the model")

@@ -16,7 +16,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, 
 from napari_superres.errors import Cancelled, InputError, SuperResError
 
 from . import _models
-from ._runs import show_failure, show_run_state, start_run, stop_run
+from ._runs import RunWidget, show_failure, show_run_state, start_run, stop_run
 from ._state import LAST_SETTINGS, RunState, UpscaleSettings, stream
 
 if TYPE_CHECKING:
@@ -98,9 +98,13 @@ def start_upscale(
     state = state or RunState()
 
     def on_item(item, pbar):  # in Qt's main thread, after start_run has returned the worker
+        if worker.cancel_event.is_set():  # cancelled, or its widget is gone: late items change nothing
+            return
         try:
             show(item, pbar)
-        except RuntimeError as exc:  # the viewer was closed meanwhile: its Qt objects are gone
+        except (RuntimeError, IndexError) as exc:
+            # The viewer closed meanwhile: its Qt objects are gone (RuntimeError), or its dims sliders are
+            # half torn down and napari's own layer-added handler fails on them (IndexError).
             worker.cancel_event.set()
             log.warning("napari-superres: result dropped, the viewer is gone (%s)", exc)
 
@@ -135,19 +139,12 @@ def start_upscale(
 # ------------------------------------------------------------------------------------------------ the widget
 
 
-class UpscaleWidget(Container):
+class UpscaleWidget(RunWidget):
     """Dock widget: pick an image layer and a model, upscale in the background into a new layer."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        from ._menu import ensure_context_menu_item
-
-        super().__init__(labels=True)
-        ensure_context_menu_item()
-        self._viewer = viewer
-        self._worker = None
+        super().__init__(viewer, labels=True)
         self._devices_known = False
-        self._alive = True  # False once the Qt widget is gone (late background results are dropped)
-        self.state = RunState()
 
         self._image = create_widget(annotation="napari.layers.Image", label="Image")
         self._model = ComboBox(label="Model", choices=self._model_choices, nullable=False)
@@ -212,8 +209,6 @@ class UpscaleWidget(Container):
         self._run.clicked.connect(self.run)
         self._cancel.clicked.connect(self.cancel)
         show_run_state(self.state, self._run, self._cancel, self._bar, self._status, hide_bar_when_idle=True)
-        _models.LIBRARY.changed.connect(self._on_library_changed)
-        self.native.destroyed.connect(self._on_destroyed)
         self._propose()
         self._update_info()
         self._query_devices()
@@ -366,15 +361,6 @@ class UpscaleWidget(Container):
     def cancel(self, *_):
         """Stop the current run (pressing it again changes nothing)."""
         stop_run(self._worker, self.state, "Cancelling...")
-
-    def _on_destroyed(self, *_):
-        # Closing the widget or the viewer stops the run (the worker process stays for the next one) and
-        # unhooks the view: late results must not touch deleted Qt widgets.
-        self._alive = False
-        if self._worker is not None:
-            self._worker.cancel_event.set()
-        self.state.events.disconnect()
-        _models.LIBRARY.changed.disconnect(self._on_library_changed)
 
 
 # ------------------------------------------------------------------------------------------ the menu command

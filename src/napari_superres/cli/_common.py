@@ -3,12 +3,29 @@ the upscale options from the command line, and the progress bar."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
 import tempfile
 
 from ..errors import SuperResError
+
+
+def at_least(minimum, kind=int):
+    """An argparse ``type``: a number of ``kind`` no smaller than ``minimum`` (argparse names the option)."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
+        return value
+
+    return parse
 
 
 def prepare_device(device):

@@ -7,28 +7,14 @@ current step and keeps a loadable model (a second Ctrl-C aborts at once); ``--re
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
 
 from ..errors import SuperResError
-from ._common import Progress, prepare_device, quiet_native_stderr
+from ._common import Progress, at_least, prepare_device, quiet_native_stderr
 
 CANCELLED = 130
-
-
-def _number(kind, minimum, name):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{name} must be at least {minimum}, got {text}")
-        return value
-
-    return parse
 
 
 def add_parser(subparsers):
@@ -48,14 +34,14 @@ def add_parser(subparsers):
     p.add_argument("--scale", type=int, default=2, choices=(2, 3, 4), help="upscaling factor (default: 2)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.keras", help="model file to write")
     g = p.add_argument_group("schedule")
-    g.add_argument("--epochs", type=_number(int, 1, "--epochs"), default=20, help="epochs (default: 20)")
-    g.add_argument("--steps", type=_number(int, 1, "--steps"), default=100, help="steps per epoch (default: 100)")
-    g.add_argument("--patch", type=_number(int, 8, "--patch"), default=96, help="HR patch side (default: 96)")
-    g.add_argument("--batch", type=_number(int, 1, "--batch"), default=16, help="patches per step (default: 16)")
+    g.add_argument("--epochs", type=at_least(1), default=20, help="epochs (default: 20)")
+    g.add_argument("--steps", type=at_least(1), default=100, help="steps per epoch (default: 100)")
+    g.add_argument("--patch", type=at_least(8), default=96, help="HR patch side (default: 96)")
+    g.add_argument("--batch", type=at_least(1), default=16, help="patches per step (default: 16)")
     g.add_argument("--lr", type=float, help="starting learning rate (default: by architecture)")
     g.add_argument("--loss", choices=LOSSES, default="l1", help="pixel loss (default: l1)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    g.add_argument("--workers", type=_number(int, 1, "--workers"), default=1, help="threads making patches")
+    g.add_argument("--workers", type=at_least(1), default=1, help="threads making patches")
     d = p.add_argument_group("data")
     mode = d.add_mutually_exclusive_group()
     mode.add_argument("--hr-only", dest="hr_only", action="store_const", const=True,
@@ -66,12 +52,12 @@ def add_parser(subparsers):
                    help="HR-only: bicubic (antialiased, the benchmark), area (pixel binning) or microscope "
                    "(a fluorescence camera: binning, shot and read noise over a range of photon levels, offset, "
                    "integer counts; percentile normalisation)")
-    d.add_argument("--blur", type=_number(float, 0, "--blur"), default=0.0, help="HR-only: Gaussian PSF sigma, HR px")
-    d.add_argument("--noise", type=_number(float, 0, "--noise"), default=0.0,
+    d.add_argument("--blur", type=at_least(0, float), default=0.0, help="HR-only: Gaussian PSF sigma, HR px")
+    d.add_argument("--noise", type=at_least(0, float), default=0.0,
                    help="HR-only: largest Gaussian noise sigma (0..1 range)")
-    d.add_argument("--poisson", type=_number(float, 0, "--poisson"), default=0.0,
+    d.add_argument("--poisson", type=at_least(0, float), default=0.0,
                    help="HR-only: photons at full range for shot noise (0: none)")
-    d.add_argument("--jpeg", type=_number(int, 0, "--jpeg"), default=0, help="HR-only: lowest JPEG quality (0: none)")
+    d.add_argument("--jpeg", type=at_least(0), default=0, help="HR-only: lowest JPEG quality (0: none)")
     d.add_argument("--channels", choices=("auto", "1", "3"), default="auto",
                    help="model channels (default: as the data; 1 on RGB trains on luminance)")
     d.add_argument("--normalization", choices=NORMALIZATIONS, default="auto",
@@ -82,7 +68,7 @@ def add_parser(subparsers):
     gan.add_argument("--gan", action="store_true", help="add a patch discriminator (ESRGAN-style, no VGG)")
     gan.add_argument("--gan-loss", choices=GAN_LOSSES, default="relativistic", help="default: relativistic")
     gan.add_argument("--gan-weight", type=float, default=5e-3, help="adversarial loss weight (default: 0.005)")
-    gan.add_argument("--gan-pretrain", type=_number(int, 0, "--gan-pretrain"),
+    gan.add_argument("--gan-pretrain", type=at_least(0),
                      help="steps on the pixel loss alone first (default: half the run)")
     r = p.add_argument_group("run")
     existing = r.add_mutually_exclusive_group()

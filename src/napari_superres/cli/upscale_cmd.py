@@ -20,25 +20,12 @@ from pathlib import Path
 
 from ..errors import InputError, OutputError, SuperResError
 from . import bigdata
-from ._common import Progress, check_gpu, prepare_device, quiet_native_stderr, upscale_options
+from ._common import Progress, at_least, check_gpu, prepare_device, quiet_native_stderr, upscale_options
 
 BATCH_FAILED = 1  # some files of a batch failed (user errors of a single run exit 2, see cli.main)
 
 
-def _int_at_least(minimum):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
+_positive_int = at_least(1)
 
 
 def _bands(text):
@@ -48,7 +35,7 @@ def _bands(text):
         return parse_bands(text)
     except InputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-_non_negative_int = _int_at_least(0)
+_non_negative_int = at_least(0)
 
 
 def add_parser(subparsers):
