@@ -107,3 +107,41 @@ def test_the_shipped_microscopy_model_is_proposed_for_fluorescence(upscale_widge
     widget._image.value = viewer.add_image(np.zeros((2, 40, 48), np.uint16), name="stack")
     assert _stem(widget) == DEFAULT_MICROSCOPY_MODEL
     assert widget._proposal.value.startswith("Microscopy model proposed: the layer is not RGB")
+
+
+@pytest.fixture
+def no_photo_model(monkeypatch):
+    """The model lists as they are where only microscopy models are installed."""
+    from napari_superres._napari import _models
+    from napari_superres.models.catalog import model_domain
+
+    every = _models.model_choices
+    monkeypatch.setattr(_models, "model_choices",
+                        lambda: [c for c in every() if model_domain(c.description) == "microscopy"])
+
+
+def test_without_a_photo_model_an_rgb_layer_gets_a_microscopy_model_that_can_take_it(no_photo_model, upscale_widget):
+    from napari_superres.models.catalog import DEFAULT_MICROSCOPY_MODEL
+
+    viewer, widget = upscale_widget
+    widget._image.value = viewer.add_image(np.zeros((40, 48, 3), np.uint8), name="photo")
+    assert _stem(widget) == DEFAULT_MICROSCOPY_MODEL
+    assert widget._proposal.value == (
+        f"Microscopy model proposed ({DEFAULT_MICROSCOPY_MODEL}), as no photo model is installed: the layer is RGB.")
+    assert widget._fit.value.startswith("1-channel model on an RGB layer: each colour channel")
+
+
+def test_when_no_model_can_take_the_layer_none_is_proposed_and_the_reason_says_how_to_get_one():
+    from napari.layers import Image
+
+    from napari_superres._napari._models import Choice, propose
+
+    rgb = Image(np.zeros((40, 48, 3), np.uint8), rgb=True)
+    grey = Image(np.zeros((40, 48), np.uint16))
+    two_channels = Choice("two (x2)", "/models/two.keras", {"scale": 2, "channels": 2, "domain": "microscopy"}, "user")
+    for library in ([], [two_channels]):
+        assert propose(library, rgb) == (None, "No model for this RGB layer: no photo model is installed; train one "
+                                               "in the Train widget or pick a .keras file with the Browse button.")
+        choice, reason = propose(library, grey)
+        assert choice is None
+        assert reason.startswith("No model for this layer: no microscopy or photo model is installed; train one")

@@ -105,26 +105,48 @@ def _named(choices: list[Choice], name: str | None) -> Choice | None:
     return next((c for c in choices if c.source == "shipped" and Path(c.value).stem == name), None)
 
 
+def _can_take(choice: Choice) -> bool:
+    """Whether the engine can run this model on an image layer: 1-channel models take each channel on its
+    own, 3-channel ones take RGB or grey replicated (``engine.axes.plan_channels``); a model without a
+    description is probed at run time, so it is not ruled out here."""
+    return (choice.description or {}).get("channels") in (None, 1, 3)
+
+
 def propose(choices: list[Choice], layer) -> tuple[Choice | None, str]:
     """The model to propose for ``layer`` and a one-line reason: a photo model for RGB layers, a microscopy
     model (the catalog's default, else one at x2, else any) for single-channel and multichannel non-RGB
-    layers (fluorescence), or the photo default with a reason saying that no microscopy model is installed."""
+    layers (fluorescence). When the suited kind is missing, the other kind is proposed and the reason says
+    so; when no model can take the layer, no model, and the reason says what is missing and how to get one."""
     from napari_superres.models import catalog
 
-    photo = default_choice([c for c in choices if catalog.model_domain(c.description) == "photo"])
-    if layer is None or getattr(layer, "rgb", False):
-        return photo, "Photo model proposed: the layer is RGB." if layer is not None else ""
-    micro = [c for c in choices if catalog.model_domain(c.description) == "microscopy"]
-    pick = _named(micro, catalog.DEFAULT_MICROSCOPY_MODEL) or next(
+    usable = [c for c in choices if _can_take(c)]
+    photo = default_choice([c for c in usable if catalog.model_domain(c.description) == "photo"])
+    micro = [c for c in usable if catalog.model_domain(c.description) == "microscopy"]
+    micro_pick = _named(micro, catalog.DEFAULT_MICROSCOPY_MODEL) or next(
         (c for c in micro if c.description.get("scale") == 2), micro[0] if micro else None)
+    if layer is None:
+        return photo, ""
+    if layer.rgb:
+        if photo is not None:
+            return photo, "Photo model proposed: the layer is RGB."
+        if micro_pick is not None:
+            stem = _stem(micro_pick)
+            return micro_pick, f"Microscopy model proposed ({stem}), as no photo model is installed: the layer is RGB."
+        return None, f"No model for this RGB layer: no photo model is installed; {_HOW_TO_GET}."
     what = f"the layer is not RGB ({layer.dtype}, channels of one kind, as fluorescence)"
-    if pick is None:
+    if micro_pick is not None:
+        return micro_pick, f"Microscopy model proposed: {what}."
+    if photo is not None:
         return photo, f"Photo model proposed ({_stem(photo)}), as no microscopy model is installed: {what}."
-    return pick, f"Microscopy model proposed: {what}."
+    return None, f"No model for this layer: no microscopy or photo model is installed; {_HOW_TO_GET}."
 
 
-def _stem(choice: Choice | None) -> str:
-    return Path(choice.value).stem if choice else "no model"
+# What a user without a suitable model can do, from the widgets.
+_HOW_TO_GET = "train one in the Train widget or pick a .keras file with the Browse button"
+
+
+def _stem(choice: Choice) -> str:
+    return Path(choice.value).stem
 
 
 def remember_browsed(path: str | os.PathLike, description: dict | None) -> str:
