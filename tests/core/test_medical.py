@@ -4,6 +4,7 @@ the input's. The files are written here with nibabel and pydicom; corners are co
 definitions (NIfTI sform, DICOM position/orientation/spacing), not from our code. Affine values are chosen
 exactly representable in float32, the precision NIfTI stores them in, so corners can agree to 1e-9."""
 
+import re
 import sys
 
 import numpy as np
@@ -100,6 +101,75 @@ def test_nifti_to_tiff_carries_the_voxel_size(tmp_path, nearest_gray):
     out, meta = read_image(upscale_path(tmp_path / "vol.nii", tmp_path / "vol_x2.tif", nearest_gray))
     assert out.shape == (6, 48, 40) and meta["axes"] == "ZYX"
     assert meta["pixel_size"] == pytest.approx({"Z": 2.5, "Y": 0.375, "X": 0.25})
+
+
+@pytest.fixture
+def predict_calls(monkeypatch):
+    """The batch shapes every loaded model is called on from now on."""
+    from napari_superres.models.loading import SRModel
+
+    calls, real_predict = [], SRModel.predict
+    monkeypatch.setattr(SRModel, "predict", lambda self, batch: calls.append(batch.shape) or real_predict(self, batch))
+    return calls
+
+
+def write_tiff_input(path, axes):
+    """A small TIFF with a channel axis: an RGB photo (YXC, known from the file) or a CZYX stack."""
+    import tifffile
+
+    rng = np.random.default_rng(1)
+    if axes == "YXC":
+        tifffile.imwrite(path, rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), photometric="rgb")
+    else:
+        tifffile.imwrite(path, rng.integers(0, 4000, (2, 3, 12, 16), dtype=np.uint16))
+    return path
+
+
+NIFTI_AXES_REFUSED = "NIfTI holds YX, ZYX or TZYX data, not .*{}"
+
+
+@pytest.mark.parametrize("axes", ["YXC", "CZYX"])
+def test_nifti_output_with_a_channel_axis_is_refused_before_the_model_loads(tmp_path, model_file, axes, monkeypatch,
+                                                                          capsys):
+    from napari_superres.models import loading
+
+    loads = []
+    real_load = loading.load_model
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    src, out = write_tiff_input(tmp_path / "in.tif", axes), tmp_path / "out.nii"
+    given = [] if axes == "YXC" else ["--axes", axes]  # an RGB TIFF says YXC itself
+    rc = main(["upscale", str(src), "-m", str(model_file), "-o", str(out), *given, "-q"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert rc == 2 and len(err) == 1 and re.search(NIFTI_AXES_REFUSED.format(axes), err[0])
+    assert loads == [] and not out.exists()
+
+    rc = main(["upscale", str(src), "-m", str(model_file), "-o", str(tmp_path / "out.tif"), *given, "-q"])
+    assert rc == 0 and len(loads) == 1  # the same input to a TIFF: the model loads and the file is written
+    assert read_image(tmp_path / "out.tif")[0].shape[-3:] == ((24, 32, 3) if axes == "YXC" else (3, 24, 32))
+
+
+@pytest.mark.parametrize("axes", ["YXC", "CZYX"])
+@pytest.mark.parametrize("name", ["out.nii", "out.nii.gz"])
+def test_upscale_path_refuses_nifti_with_a_channel_axis_before_the_model_runs(tmp_path, nearest_gray, predict_calls,
+                                                                             axes, name):
+    src = write_tiff_input(tmp_path / "in.tif", axes)
+    given = {} if axes == "YXC" else {"axes": axes}
+    with pytest.raises(SuperResError, match=NIFTI_AXES_REFUSED.format(axes)):
+        upscale_path(src, tmp_path / name, nearest_gray, **given)
+    assert predict_calls == [] and list(tmp_path.iterdir()) == [src]
+
+    upscale_path(src, tmp_path / "out.tif", nearest_gray, **given)  # the same run to a TIFF calls the model
+    assert predict_calls
+
+
+def test_upscale_path_refuses_an_existing_output_before_the_model_runs(tmp_path, nearest_gray, predict_calls):
+    write_nifti(tmp_path / "vol.nii")
+    (tmp_path / "x2.nii").write_bytes(b"kept")
+    with pytest.raises(SuperResError, match="output exists"):
+        upscale_path(tmp_path / "vol.nii", tmp_path / "x2.nii", nearest_gray)
+    assert predict_calls == [] and (tmp_path / "x2.nii").read_bytes() == b"kept"
+    upscale_path(tmp_path / "vol.nii", tmp_path / "x2.nii", nearest_gray, overwrite=True)
+    assert predict_calls and nib.load(str(tmp_path / "x2.nii")).shape == (40, 48, 6)
 
 
 # ------------------------------------------------------------------------------------------- DICOM

@@ -212,7 +212,7 @@ def read_checked(src, axes_arg):
 def upscale_one(src, dst, model, options, args, *, named_after_input, data=None):
     """Upscale one file to ``dst`` as ``options`` say. When ``dst`` is named after the input (OUT is a folder)
     and its format cannot hold the result, it becomes a .tif. Returns the path written."""
-    from ..engine.files import upscale_loaded
+    from ..engine.files import file_axes, upscale_loaded, upscaled_shape
     from ..io import can_hold, check_format, check_writable, write_image
 
     if data is None and bigdata.wants(src, dst, args):  # Zarr, big TIFF: block by block, out of core
@@ -220,14 +220,15 @@ def upscale_one(src, dst, model, options, args, *, named_after_input, data=None)
     if data is None:
         data = read_checked(src, args.axes)
     array, meta, axes = data
-    scale, z = int(model.scale), options.z_factor_for(int(model.scale))
-    out_shape = tuple(n * scale if a in "YX" else n * z if a == "Z" else n for a, n in zip(axes, array.shape))
-    if named_after_input and not can_hold(dst, out_shape, array.dtype):
+    scale = int(model.scale)
+    out_shape = upscaled_shape(array.shape, axes, scale, options.z_factor_for(scale))
+    out_axes = file_axes(axes)
+    if named_after_input and not can_hold(dst, out_shape, array.dtype, out_axes):
         dst = dst.with_suffix(".tif")
     if dst.parent.exists():
-        check_writable(dst, out_shape, array.dtype, overwrite=args.overwrite)
+        check_writable(dst, out_shape, array.dtype, overwrite=args.overwrite, axes=out_axes)
     else:  # a new output folder, made once there is something to put in it (its parent was checked)
-        check_format(dst, out_shape, array.dtype)
+        check_format(dst, out_shape, array.dtype, out_axes)
 
     bar = Progress(src.name, enabled=not args.quiet)
     start = time.perf_counter()
@@ -259,6 +260,11 @@ def run(args):
 
     # one input: read it first, so a bad image is refused before the model (and TensorFlow) loads
     first = None if batch or bigdata.wants(*pairs[0], args) else read_checked(pairs[0][0], args.axes)
+    if first is not None and not folder_is_out:  # an output that cannot hold these axes (NIfTI: no channels)
+        from ..engine.files import file_axes
+        from ..io import check_output_axes
+
+        check_output_axes(pairs[0][1], file_axes(first[2]))
 
     with quiet_native_stderr():
         if args.device == "gpu":

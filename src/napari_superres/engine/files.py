@@ -82,8 +82,18 @@ def upscale_loaded(
     scale = int(srm.scale)
     out = upscaled_meta(meta, {"Y": scale, "X": scale, "Z": z})
     if axes_known:
-        out["axes"] = axes.replace("S", "C")  # files know channels as C
+        out["axes"] = file_axes(axes)
     return result, out
+
+
+def upscaled_shape(shape, axes: str, scale: int, z_factor: int = 1) -> tuple:
+    """The result's shape: Y and X times the model's scale, Z times ``z_factor``, other axes as they are."""
+    return tuple(n * scale if a in "YX" else n * z_factor if a == "Z" else n for a, n in zip(axes, shape))
+
+
+def file_axes(axes: str) -> str:
+    """The axes as a written file states them: files know channels as C."""
+    return axes.replace("S", "C")
 
 
 def upscale_path(
@@ -91,12 +101,19 @@ def upscale_path(
 ) -> Path:
     """Read ``src`` (any format ``io.read_image`` reads: TIFF/GeoTIFF, PNG, JPEG, NPY, Zarr, NIfTI, a DICOM
     series folder), upscale it as ``options`` (or its fields as keywords) say, write ``dst`` (its format from
-    the suffix) with the placement updated."""
-    from ..io import read_image, write_image
+    the suffix) with the placement updated. An output that cannot be written is refused before the model
+    runs: its axes before the model loads, its size, folder and an existing file once the scale is known."""
+    from ..io import check_output_axes, check_writable, read_image, write_image
+    from .predictor import as_srmodel
 
     options = as_options(options, settings)
     data, meta = read_image(src)
+    axes = resolve_axes(options.axes or meta.get("axes"), data.shape)
+    check_output_axes(dst, file_axes(axes))
+    srm = as_srmodel(model)
+    shape = upscaled_shape(data.shape, axes, int(srm.scale), options.z_factor_for(int(srm.scale)))
+    check_writable(dst, shape, data.dtype, overwrite=overwrite, axes=file_axes(axes))
     result, out_meta = upscale_loaded(
-        data, meta, model, options, axes_known=bool(options.axes or meta.get("axes")), progress=progress, cancel=cancel
+        data, meta, srm, options, axes_known=bool(options.axes or meta.get("axes")), progress=progress, cancel=cancel
     )
     return write_image(dst, np.asarray(result), overwrite=overwrite, meta=out_meta)

@@ -33,7 +33,7 @@ from ..errors import InputError, OutputError, SuperResError, one_line
 from .atomic import removed_on_failure, replace_path, usual_file_mode
 from .dicom import is_dicom_folder
 from .meta import drop_bad_axes
-from .nifti import NIFTI_SUFFIXES, is_nifti
+from .nifti import NIFTI_SUFFIXES, check_nifti_axes, is_nifti
 from .source import TIFF_SUFFIXES
 from .tiff_store import read_tiff, write_tiff
 from .zarr_store import read_zarr, write_zarr
@@ -147,12 +147,12 @@ def _read_npy(path):
 # ----------------------------------------------------------------------------------------------- writing
 
 
-def check_writable(path, shape, dtype, *, overwrite=False) -> Path:
-    """Raise OutputError if ``write_image(path, array of shape/dtype)`` would fail before writing anything:
-    format that cannot hold the array, an existing output without ``overwrite``, a missing or unwritable folder.
-    Lets a caller fail fast, before a long computation."""
+def check_writable(path, shape, dtype, *, overwrite=False, axes=None) -> Path:
+    """Raise OutputError if ``write_image(path, array of shape/dtype, meta with axes)`` would fail before writing
+    anything: format that cannot hold the array, an existing output without ``overwrite``, a missing or
+    unwritable folder. Lets a caller fail fast, before a long computation."""
     path = Path(path)
-    check_format(path, shape, dtype)
+    check_format(path, shape, dtype, axes)
     if path.exists() or path.is_symlink():
         if not overwrite:
             raise OutputError(f"output exists: {path} (use --overwrite to replace it)")
@@ -162,10 +162,10 @@ def check_writable(path, shape, dtype, *, overwrite=False) -> Path:
     return path
 
 
-def can_hold(path, shape, dtype) -> bool:
-    """Whether the format named by ``path``'s suffix can store an array of this shape and dtype."""
+def can_hold(path, shape, dtype, axes=None) -> bool:
+    """Whether the format named by ``path``'s suffix can store an array of this shape, dtype and axes."""
     try:
-        check_format(path, shape, dtype)
+        check_format(path, shape, dtype, axes)
     except OutputError:
         return False
     return True
@@ -194,9 +194,9 @@ def write_image(path, array, *, overwrite=False, meta=None) -> Path:
     """
     path = Path(path)
     array = np.asarray(array)
-    check_writable(path, array.shape, array.dtype, overwrite=overwrite)
     meta = dict(meta or {})
     drop_bad_axes(meta, array.ndim)
+    check_writable(path, array.shape, array.dtype, overwrite=overwrite, axes=meta.get("axes"))
     suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else path.suffix.lower()
     if suffix == ".zarr":
         _write_zarr_atomic(path, array, meta)
@@ -216,8 +216,16 @@ def write_image(path, array, *, overwrite=False, meta=None) -> Path:
     return path
 
 
-def check_format(path, shape, dtype) -> None:
-    """OutputError unless the format named by ``path``'s suffix can store an array of this shape and dtype."""
+def check_output_axes(path, axes: str) -> None:
+    """OutputError unless the format named by ``path``'s suffix can store data with these axes (NIfTI: spatial
+    and time axes only). Needs no model: a caller checks it before loading one, the sizes come later."""
+    if is_nifti(path):
+        check_nifti_axes(axes, len(axes), path)
+
+
+def check_format(path, shape, dtype, axes=None) -> None:
+    """OutputError unless the format named by ``path``'s suffix can store an array of this shape and dtype
+    (and these axes, when given: see :func:`check_output_axes`)."""
     path, shape, dtype = Path(path), tuple(shape), np.dtype(dtype)
     suffix = ".nii.gz" if is_nifti(path) else path.suffix.lower()
     if suffix in (".dcm", ".dicom"):
@@ -233,6 +241,8 @@ def check_format(path, shape, dtype) -> None:
         raise OutputError(f"cannot write {dtype} data to {path}")
     if suffix in NIFTI_SUFFIXES and not 2 <= len(shape) <= 4:
         raise OutputError(f"NIfTI holds 2D, 3D or 3D+t data, not {'x'.join(map(str, shape))}: {path} (use .tif)")
+    if suffix in NIFTI_SUFFIXES:
+        check_nifti_axes(axes, len(shape), path)
     if suffix in PIL_SUFFIXES:
         jpeg = suffix != ".png"
         channels_ok = (3,) if jpeg else (3, 4)

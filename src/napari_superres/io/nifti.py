@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from .extras import require
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -27,6 +27,15 @@ _UNITS = {"mm": "mm", "micron": "µm", "meter": "m"}
 
 def is_nifti(path) -> bool:
     return Path(path).name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def check_nifti_axes(axes, ndim: int, path=None) -> None:
+    """OutputError unless NIfTI can hold data with these axes (None: the usual ones for ``ndim``): its voxel
+    axes are spatial (and time), so YX, ZYX or TZYX; channels go to TIFF."""
+    axes = axes or _AXES.get(ndim)
+    if axes not in _AXES.values() or len(axes) != ndim:
+        where = f": {path} (use .tif)" if path is not None else ""
+        raise OutputError(f"NIfTI holds YX, ZYX or TZYX data, not {axes or f'{ndim}-D data'}{where}")
 
 
 def _nibabel():
@@ -69,10 +78,9 @@ def nifti_bytes(array: np.ndarray, meta: dict, *, compressed: bool) -> bytes:
 
     With ``meta["nifti_header"]`` that header is kept (its data type set to the array's); otherwise a new
     one is made from ``meta["affine"]`` (scanner coordinates, qform and sform codes 1) or the pixel sizes."""
+    check_nifti_axes(meta.get("axes"), array.ndim)
     nib = _nibabel()
-    axes = meta.get("axes") or _AXES.get(array.ndim)
-    if axes not in _AXES.values() or len(axes) != array.ndim:
-        raise InputError(f"NIfTI holds YX, ZYX or TZYX data, not axes {axes} of shape {array.shape}")
+    axes = meta.get("axes") or _AXES[array.ndim]
     data = array.transpose()  # napari order -> the file's i, j, k[, t]
     header = meta.get("nifti_header")
     if header is not None:
