@@ -6,6 +6,9 @@ tiled against whole-image, float32 and bfloat16 (Keras on JAX).
 Efficiency = the model's multiply-accumulates per second (counted as the CPU bench counts them) over those of
 an 8192 x 8192 matrix product (``--matmul``) in the same precision, both timed wall-clock with the result read back (the
 model's input and output cross the host link, as in real use). Medians of ``--repeats`` calls after warm-up.
+Mode ``resident`` times the same model as one jitted function on an input already on the device, without the
+host link or Keras' predict: what the convolutions themselves cost, so that ``whole`` minus ``resident`` is the
+overhead around them.
 Speed does not depend on the weights, so models whose shipped weights are missing are measured untrained.
 """
 
@@ -93,6 +96,18 @@ def write(report, path):
         os.replace(path + ".tmp", path)
 
 
+def resident_call(model, img):
+    """A call of ``model`` as one jitted JAX function on a device-resident input, waiting for the result on the
+    device (nothing read back)."""
+    import jax
+
+    x = jax.device_put(img)
+    run = jax.jit(lambda t, f, x: model.stateless_call(t, f, x, training=False)[0])
+    # the variables' current arrays each call: Keras' own calls may replace (donate) them
+    return lambda: run([v.value for v in model.trainable_variables],
+                       [v.value for v in model.non_trainable_variables], x).block_until_ready()
+
+
 def measure(report, name, arch, options, precisions, tiled, img, args):
     from napari_superres.benchmark import count_macs, time_calls, with_options
     from napari_superres.engine.tiling import predict_tiled
@@ -102,7 +117,8 @@ def measure(report, name, arch, options, precisions, tiled, img, args):
         macs = count_macs(base.keras_model, args.size, args.size)
         for precision in precisions:
             srm = with_options(base, precision)
-            fns = {"whole": lambda: srm.keras_model.predict_on_batch(img)}
+            fns = {"whole": lambda: srm.keras_model.predict_on_batch(img),
+                   "resident": resident_call(srm.keras_model, img)}
             if tiled:
                 fns["tiled"] = lambda: predict_tiled(srm.keras_model.predict_on_batch, img, tile=args.tile,
                                                      overlap=srm.overlap, scale=srm.scale, multiple=srm.multiple,
