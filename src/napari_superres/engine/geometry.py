@@ -25,11 +25,6 @@ def upscaled_scale_translate(scale, translate, factors) -> Tuple[Tuple[float, ..
     return tuple((s / f).tolist()), tuple((t - s * (1.0 - 1.0 / f) / 2.0).tolist())
 
 
-def axis_factors(axes: str, scale: int, upscaled: str = "YX") -> Tuple[int, ...]:
-    """Per-axis factors for an axes string: ``scale`` on the ``upscaled`` axes, 1 elsewhere."""
-    return tuple(int(scale) if a in upscaled else 1 for a in axes.upper())
-
-
 def extent(scale: Sequence[float], translate: Sequence[float], shape: Sequence[int]):
     """World extent (low edge, high edge) of each axis of a layer: what must not change when upscaling."""
     s, t, n = (np.asarray(v, dtype=float) for v in (scale, translate, shape))
