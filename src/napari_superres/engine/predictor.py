@@ -107,15 +107,29 @@ def upscale_batches(
     unfolds the channels and maps the values back. The in-memory, Dask and out-of-core paths all run this,
     so they compute the same numbers."""
     fed, alpha = fold_channels(norm.forward(x), channels)
-    y = run_tiles(
-        model_predict(srm, channels, tta), fed, tiles, progress=control.progress,
-        cancel=control.cancelled if control.cancel is not None else None, **region,
-    )
-    if not np.isfinite(y).all():
-        raise ModelError(f"The model produced {int((~np.isfinite(y)).sum())} NaN/inf values; it cannot be used on this image.")
+    predict = model_predict(srm, channels, tta)
+    cancel = control.cancelled if control.cancel is not None else None
+    if not channels.separate and alpha is None:  # the model's channels are the data's: map back tile by tile
+
+        def finish(values):
+            refuse_non_finite(values)
+            return norm.inverse(values, dtype, overwrite=values.flags.writeable)
+
+        return run_tiles(predict, fed, tiles, progress=control.progress, cancel=cancel, finish=finish, **region)
+    y = run_tiles(predict, fed, tiles, progress=control.progress, cancel=cancel, **region)
+    refuse_non_finite(y)
     alpha_up = None if alpha is None else bicubic_alpha(alpha, tiles.scale)
     y = unfold_channels(y, channels, x.shape[0], alpha_up)
     return norm.inverse(y, dtype, overwrite=True)
+
+
+def refuse_non_finite(values: np.ndarray) -> None:
+    """ModelError when the model's output holds NaN or inf (a model that diverged, or an input far outside
+    what it was trained on): such values have no grey level to map back to."""
+    if not np.isfinite(values).all():
+        raise ModelError(
+            f"The model produced {int((~np.isfinite(values)).sum())} NaN/inf values; it cannot be used on this image."
+        )
 
 
 def model_predict(srm, plan, tta: bool = False) -> Callable:

@@ -185,9 +185,14 @@ def run_tiles(
     n_images: Optional[int] = None,
     progress: Optional[Callable[[int, int], None]] = None,
     cancel: Optional[Callable[[], bool]] = None,
+    finish: Optional[Callable[[np.ndarray], np.ndarray]] = None,
 ) -> np.ndarray:
     """The one tiled predictor: run ``predict`` over the windows of ``plan`` whose cores meet ``core`` and
-    place their cores; returns N x (y1-y0)*s x (x1-x0)*s x C_out float32.
+    place their cores; returns N x (y1-y0)*s x (x1-x0)*s x C_out float32, or of the dtype ``finish`` returns.
+
+    ``finish`` (element-wise, any dtype out) maps each core before it is placed: the caller's last step done
+    while the core is still in cache, and the output allocated in its final dtype (a quarter of the float32
+    buffer for 8-bit data).
 
     ``images`` (N x h x w x C float32) is the whole image (the defaults) or a region of it: its first pixel
     is image pixel ``origin``, it holds every pixel the windows of ``core`` read (``plan.source_span``), and
@@ -243,14 +248,15 @@ def run_tiles(
                     f"The model returned shape {pred.shape} for input {batch.shape}; expected {expected + ('C',)} "
                     f"for scale {s}."
                 )
-            if out is None:
-                out = np.empty((images.shape[0], (y1 - y0) * s, (x1 - x0) * s, pred.shape[3]), np.float32)
             for k, (n, (ry, cy0, cy1), (rx, cx0, cx1)) in enumerate(part):
                 cy0, cy1 = max(cy0, y0), min(cy1, y1, H)  # the part of the core in the region, padding cropped
                 cx0, cx1 = max(cx0, x0), min(cx1, x1, W)
-                out[n, (cy0 - y0) * s : (cy1 - y0) * s, (cx0 - x0) * s : (cx1 - x0) * s] = pred[
-                    k, (cy0 - ry) * s : (cy1 - ry) * s, (cx0 - rx) * s : (cx1 - rx) * s
-                ]
+                values = pred[k, (cy0 - ry) * s : (cy1 - ry) * s, (cx0 - rx) * s : (cx1 - rx) * s]
+                if finish is not None:
+                    values = finish(values)
+                if out is None:
+                    out = np.empty((images.shape[0], (y1 - y0) * s, (x1 - x0) * s, pred.shape[3]), values.dtype)
+                out[n, (cy0 - y0) * s : (cy1 - y0) * s, (cx0 - x0) * s : (cx1 - x0) * s] = values
             done += len(part)
             if progress is not None:
                 progress(done, count)

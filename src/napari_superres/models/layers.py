@@ -64,14 +64,18 @@ def bicubic_phase_weights(scale):
 
 def _symmetric_pad2(x, axis):
     """2 pixels of symmetric (half-sample) padding on both sides of ``axis`` (1 or 2), for any size, as
-    ``numpy.pad(..., "symmetric")``: a slice of [x, flip(x), x, flip(x), x] around the middle copy (MirrorPad
-    refuses pads larger than the axis). Concatenations and slices only: the same on every backend and in ONNX
-    (Keras's torch backend pads "symmetric" as "edge", and a gather exports to an operator ONNX lacks)."""
-    n = ops.shape(x)[axis]
-    flipped = ops.flip(x, axis=axis)
-    y = ops.concatenate([x, flipped, x, flipped, x], axis=axis)
-    start, stop = 2 * n - 2, 3 * n + 2
-    return y[:, start:stop] if axis == 1 else y[:, :, start:stop]
+    ``numpy.pad(..., "symmetric")``, from slices and concatenations only: the same on every backend and in
+    ONNX (MirrorPad refuses pads larger than the axis, Keras's torch backend pads "symmetric" as "edge", and
+    a gather exports to an operator ONNX lacks; a flip along H costs more than the convolution).
+
+    The first ring repeats the edge pixels, [x0, x0 .. xn-1, xn-1]; the second takes the third pixel from
+    each end of that, which is x1 and xn-2, or x0 when n is 1: symmetric padding for every n."""
+
+    def part(t, start, stop):
+        return t[:, start:stop] if axis == 1 else t[:, :, start:stop]
+
+    y = ops.concatenate([part(x, 0, 1), x, part(x, -1, None)], axis=axis)
+    return ops.concatenate([part(y, 2, 3), y, part(y, -3, -2)], axis=axis)
 
 
 @_register
