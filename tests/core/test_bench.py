@@ -66,7 +66,7 @@ def test_quick_bench_prints_every_table_with_its_columns(quick):
     expected = {
         "QUALITY": ["model", "scale", "PSNR", "SSIM", "bicubic", "SSIM", "Lanczos", "SSIM", "vs bicubic", "vs Lanczos"],
         "SPEED": ["model", "scale", "params", "GMAC", "ms", "out MP/s", "cores busy", "GMAC/CPU-s", "matmul",
-                  "efficiency", "wall eff."],
+                  "efficiency", "wall eff.", "end-to-end MP/s", "end-to-end eff."],
         "TILING AND MEMORY": ["mode", "seconds", "CPU s", "out MP/s", "time ratio", "peak RSS MB", "above model MB"],
         "OPTIONS": ["model", "option", "ms", "out MP/s", "speed-up", "efficiency", "PSNR", "max diff"],
     }
@@ -79,6 +79,8 @@ def test_quick_bench_prints_every_table_with_its_columns(quick):
     rows = [line.split() for line in _section(out, "QUALITY")[2:]]
     assert rows[0][:2] == ["tiny-x2", "x2"]
     assert all(re.fullmatch(r"[+-]?\d+\.\d+", cell) for cell in rows[0][2:])
+    speed = _section(out, "SPEED")[2].split()
+    assert speed[0] == "tiny-x2" and all(re.fullmatch(r"\d+\.\d+", cell) for cell in speed[-2:])  # end to end
     modes = [line.split()[0] for line in _section(out, "TILING AND MEMORY")[2:4]]
     assert modes == ["whole", "tiled"]
     options = [line[len("tiny-x2"):].split("  ")[1].strip() for line in _section(out, "OPTIONS")[2:]

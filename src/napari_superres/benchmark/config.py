@@ -35,6 +35,7 @@ class BenchConfig:
     scales: Optional[list] = None  # keep only models of these scales
     quality_dir: Optional[Path] = None  # HR images folder, or "skimage"; None: held-out corpus photos, else skimage's
     size: int = 256  # side of the speed input, LR pixels
+    e2e_size: int = 768  # side of the photo the speed section also upscales end to end (0: skip)
     large: int = 1024  # side of the tiling/memory input, LR pixels
     tile: Optional[int] = None  # tile of the tiling section (None: the engine's default tile)
     precision: str = "float32"  # of the speed section
@@ -47,7 +48,7 @@ class BenchConfig:
 
     @classmethod
     def quick_config(cls, **kw):
-        base = dict(size=64, large=192, tile=64, repeats=2, matmul_n=512, quick=True, quality_crop=96)
+        base = dict(size=64, e2e_size=96, large=192, tile=64, repeats=2, matmul_n=512, quick=True, quality_crop=96)
         base.update({k: v for k, v in kw.items() if v is not None})
         return cls(**base)
 

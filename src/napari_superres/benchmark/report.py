@@ -59,12 +59,18 @@ def _speed_table(r, cfg) -> list:
     out = ["", f"SPEED: {size}x{size} RGB input, batch 1, {precision}, medians of {cfg['repeats']} calls after 2 "
             f"warm-up calls, alternating with a {cfg['precision']} matmul. efficiency = model MACs per CPU-second / "
             "matmul MACs per CPU-second; wall eff. = the same from wall-clock time (equal on an idle machine)"]
+    e2e = [s for s in r["speed"] if "e2e_efficiency" in s]
+    if e2e:
+        out[-1] += (f"; end to end = napari_superres.upscale on a {e2e[0]['e2e_input']} uint8 photo (tiles, "
+                    "normalisation and the inverse map included), efficiency counting the model's MACs alone")
     out += text_table(
         ("model", "scale", "params", "GMAC", "ms", "out MP/s", "cores busy", "GMAC/CPU-s", "matmul", "efficiency",
-         "wall eff."),
+         "wall eff.", "end-to-end MP/s", "end-to-end eff."),
         [(s["model"], f"x{s['scale']}", _count(s["parameters"]), f"{s['macs'] / 1e9:.3g}", f"{s['ms']:.1f}",
           f"{s['mp_per_s']:.2f}", f"{s['cores_busy']:.2f}", f"{s['gmac_per_cpu_s']:.1f}",
-          f"{s['matmul_gmac_per_cpu_s']:.1f}", f"{s['efficiency']:.2f}", f"{s['efficiency_wall']:.2f}")
+          f"{s['matmul_gmac_per_cpu_s']:.1f}", f"{s['efficiency']:.2f}", f"{s['efficiency_wall']:.2f}",
+          f"{s['e2e_mp_per_s']:.2f}" if "e2e_mp_per_s" in s else "-",
+          f"{s['e2e_efficiency']:.2f}" if "e2e_efficiency" in s else "-")
          for s in r["speed"]],
     )
     return out

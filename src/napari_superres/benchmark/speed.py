@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from ..errors import InputError
 from .config import PRECISIONS, BenchConfig, log
-from .images import speed_input
+from .images import photo_crop, speed_input
 from .macs import count_macs
 from .timing import Matmul, time_calls
 
@@ -50,10 +52,31 @@ def speed_row(srm, size: int, repeats: int, matmul: Matmul) -> dict:
     }
 
 
+def end_to_end_row(srm, size: int, precision: str, repeats: int, matmul: Matmul) -> dict:
+    """What a user gets: ``napari_superres.upscale`` on a ``size`` x ``size`` uint8 photo (normalisation,
+    tiling, the model, the inverse map to uint8), in alternation with the matmul. Its efficiency counts only
+    the model's MACs on the whole image: tile overlap and everything around the model count against it."""
+    from ..engine.api import upscale
+    from ..training.metrics import rgb_to_y
+
+    photo = photo_crop(size)
+    if srm.channels == 1:
+        photo = np.rint(rgb_to_y(photo)).astype(np.uint8)
+    t = time_calls({"upscale": lambda: upscale(photo, srm, precision=precision), "matmul": matmul},
+                   warmup=2, repeats=repeats)
+    u, mm = t["upscale"], t["matmul"]
+    macs = count_macs(srm.keras_model, size, size)
+    return {"e2e_input": f"{size}x{size}", "e2e_ms": u.wall * 1e3,
+            "e2e_mp_per_s": (size * srm.scale) ** 2 / 1e6 / u.wall,
+            "e2e_efficiency": (macs / u.cpu) / (matmul.macs / mm.cpu)}
+
+
 def speed_section(models, config: BenchConfig, matmul: Matmul) -> list:
     rows = []
     for srm in models:
         log(f"speed: {srm.name} ({config.precision}{', XLA' if config.jit else ''})")
         variant = with_options(srm, config.precision, config.jit)
         rows.append(speed_row(variant, config.size, config.repeats, matmul))
+        if config.e2e_size and not config.jit:  # the engine has no XLA option
+            rows[-1].update(end_to_end_row(srm, config.e2e_size, config.precision, config.repeats, matmul))
     return rows

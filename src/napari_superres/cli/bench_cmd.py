@@ -36,6 +36,9 @@ def add_parser(subparsers):
     p.add_argument("--models", metavar="A,B", help="model names or .keras paths (default: every shipped model)")
     p.add_argument("--scales", metavar="2,4", help="only models of these scales")
     p.add_argument("--size", type=int, help="side of the speed input in LR pixels (default 256; quick 64)")
+    p.add_argument("--end-to-end", type=int, dest="e2e_size", metavar="SIZE",
+                   help="side of the photo the speed section also upscales through napari_superres.upscale "
+                        "(default 768; quick 96; 0: skip)")
     p.add_argument("--large", type=int, help="side of the tiling/memory input in LR pixels (default 1024)")
     p.add_argument("--tile", type=int, help="tile of the tiling section, LR pixels (default: the engine's, 256)")
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
@@ -70,7 +73,7 @@ def run(args):
     options = dict(
         models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
         scales=_ints(args.scales) if args.scales else None,
-        quality_dir=args.quality, size=args.size, large=args.large, tile=args.tile, precision=args.precision,
+        quality_dir=args.quality, size=args.size, e2e_size=args.e2e_size, large=args.large, tile=args.tile, precision=args.precision,
         jit=args.jit, repeats=args.repeats,
         sections=tuple(v.strip() for v in args.sections.split(",") if v.strip()),
     )
