@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/equal_budget.py [--steps 600] [--only span-fast,espcn] [-o bench/results/equal-budget.json]
 
-Every candidate starts from scratch and trains the same number of steps on the same batches (the photo corpus
-of ``scripts/train_zoo.py``, x2, bicubic degradation, batch 16 of 48x48 LR patches, L1, Adam 2e-4), then is
+Every candidate starts from scratch and trains the same number of steps on the same batches (the main photo
+corpus of ``../shared/data/make_corpus.py``, ``--corpus``; x2, bicubic degradation, batch 16 of 48x48 LR patches, L1, Adam 2e-4), then is
 scored on the held-out photos exactly as the shipped models are (PSNR-Y over Lanczos, whole images). Beside each
 score: parameters and multiply-accumulates per output pixel of the form that runs at inference (SPAN's merged
 convolutions), and the training minutes on this machine. The shipped models train much longer; this table
@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,10 +55,11 @@ def train_candidate(label, arch, options, steps, train_imgs, val, seed):
     model = build(arch, SCALE, options, training_policy())
     model.compile(optimizer=keras.optimizers.Adam(2e-4), loss="mae", jit_compile=False)
     data, rng = PatchPairs(train_imgs), np.random.default_rng(seed)  # the same batches for every candidate
-    state, runs = {"steps": 0, "seconds": 0.0}, REPO / "runs" / "equal-budget"
-    runs.mkdir(parents=True, exist_ok=True)
-    train_for_budget(label, model, state, float("inf"), lambda: data.batch(SCALE, BATCH, LR_PATCH, rng),
-                     lambda fraction: 2e-4, runs / f"{label}.weights.h5", runs / f"{label}.json", max_steps=steps)
+    state = {"steps": 0, "seconds": 0.0}
+    with tempfile.TemporaryDirectory() as runs:  # every candidate starts over: its checkpoints are not kept
+        runs = Path(runs)
+        train_for_budget(label, model, state, float("inf"), lambda: data.batch(SCALE, BATCH, LR_PATCH, rng),
+                         lambda fraction: 2e-4, runs / f"{label}.weights.h5", runs / f"{label}.json", max_steps=steps)
     final = build(arch, SCALE, options, "float32")
     final.set_weights(model.get_weights())
     scores = validate(final, SCALE, val)

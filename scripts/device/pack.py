@@ -109,6 +109,8 @@ def main(argv=None):
         print(f"{keep} photos ({len(train)} + {len(extra)} available) at {frac:.2f} of their side: {total:.1f} MiB")
         if total <= args.max_mib:
             break
+        if keep == 1 and frac <= MIN_FRAC:
+            raise SystemExit(f"one photo at {MIN_FRAC} of its side is {total:.1f} MiB: raise --max-mib")
         shrink = (args.max_mib / total) ** 0.5 * 0.98
         if frac * shrink >= MIN_FRAC:
             frac *= shrink

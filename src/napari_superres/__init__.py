@@ -6,12 +6,13 @@ starts fast with the plugin installed. Each name below is imported on first use.
 
 __version__ = "0.1.0"
 
-__all__ = ["upscale", "upscale_path", "upscale_layer", "load_model", "list_models", "SuperResError"]
+__all__ = ["upscale", "upscale_path", "upscale_layer", "UpscaleOptions", "load_model", "list_models", "SuperResError"]
 
 _LAZY = {
     "upscale": ("napari_superres.engine.api", "upscale"),
     "upscale_path": ("napari_superres.engine.files", "upscale_path"),
     "upscale_layer": ("napari_superres._napari._layer", "upscale_layer"),
+    "UpscaleOptions": ("napari_superres.engine.options", "UpscaleOptions"),
     "load_model": ("napari_superres.models.loading", "load_model"),
     "list_models": ("napari_superres.models.catalog", "list_models"),
     "SuperResError": ("napari_superres.errors", "SuperResError"),

@@ -123,3 +123,24 @@ def test_unsupported_input_refused(array, words, nearest_gray):
 def test_unknown_normalisation_refused(nearest_gray):
     with pytest.raises(InputError, match="Unknown normalisation"):
         upscale(np.zeros((4, 4), np.uint8), nearest_gray, normalization="zscore")
+
+
+@pytest.mark.parametrize(
+    "settings, words",
+    [
+        (dict(upscale_z=True), "upscale_path"),
+        (dict(z_factor=2), "upscale_path"),
+        (dict(bands="rgb"), "upscale_path"),
+        (dict(tile="abc"), "tile must be a whole number"),
+        (dict(batch_size=0), "batch_size must be >= 1"),
+    ],
+)
+def test_options_an_array_upscale_cannot_honour_are_refused(settings, words, nearest_gray):
+    """Z upscaling and scene bands need a file's geometry: an array upscale refuses them rather than ignore
+    them; a malformed number gets the same one-line error as a negative one."""
+    import dask.array as da
+
+    stack = np.zeros((3, 8, 8), np.uint8)
+    for data in (stack, da.from_array(stack, chunks=(1, 8, 8))):
+        with pytest.raises(InputError, match=words):
+            upscale(data, nearest_gray, axes="ZYX", **settings)

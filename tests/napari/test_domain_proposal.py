@@ -140,8 +140,10 @@ def test_when_no_model_can_take_the_layer_none_is_proposed_and_the_reason_says_h
     grey = Image(np.zeros((40, 48), np.uint16))
     two_channels = Choice("two (x2)", "/models/two.keras", {"scale": 2, "channels": 2, "domain": "microscopy"}, "user")
     for library in ([], [two_channels]):
-        assert propose(library, rgb) == (None, "No model for this RGB layer: no photo model is installed; train one "
-                                               "in the Train widget or pick a .keras file with the Browse button.")
+        assert propose(library, rgb) == (None, "No model for this RGB layer: no installed model takes it (1- or "
+                                               "3-channel models do); train one in the Train widget or pick a .keras "
+                                               "file with the Browse button.")
         choice, reason = propose(library, grey)
         assert choice is None
-        assert reason.startswith("No model for this layer: no microscopy or photo model is installed; train one")
+        assert reason.startswith("No model for this layer: no installed model takes it (1- or 3-channel models do); "
+                                 "train one")

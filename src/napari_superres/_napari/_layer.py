@@ -64,12 +64,12 @@ def upscale_layer(
     client = client or get_client()
     info = client.model_info(model)
     scale = int(info["scale"])
-    factor = {"Y": scale, "X": scale, "Z": options.z_factor_for(scale)}
-    out_shape = tuple(n * factor.get(a, 1) for a, n in zip(ax, data.shape))
+    out_shape = options.upscaled_shape(data.shape, ax, scale)
     _check_memory(name, out_shape, data.dtype)
 
     options = options.replace(normalization=_shared_normalizer(data, ax, info, options.normalization))
-    run = _Runner(client, info.get("path") or model, options, device, factor["Z"], RunControl(progress, cancel))
+    run = _Runner(client, info.get("path") or model, options, device, options.z_factor_for(scale),
+                  RunControl(progress, cancel))
     out = np.empty(out_shape, dtype=data.dtype)
     if options.z_upscaled:
         _upscale_volumes(run, data, ax, out)
@@ -77,7 +77,7 @@ def upscale_layer(
         _upscale_slices(run, data, ax, out)
 
     layer_ndim = data.ndim - (1 if rgb else 0)
-    factors = tuple(factor.get(a, 1) for a in ax[:layer_ndim])
+    factors = options.axis_factors(ax[:layer_ndim], scale)
     up = "ZYX" if options.z_upscaled else "YX"
     return out, _layer_kwargs(layer, name, info, factors, up, options), "image"
 

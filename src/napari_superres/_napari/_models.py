@@ -132,13 +132,13 @@ def propose(choices: list[Choice], layer) -> tuple[Choice | None, str]:
         if micro_pick is not None:
             stem = _stem(micro_pick)
             return micro_pick, f"Microscopy model proposed ({stem}), as no photo model is installed: the layer is RGB."
-        return None, f"No model for this RGB layer: no photo model is installed; {_HOW_TO_GET}."
+        return None, f"No model for this RGB layer: no installed model takes it (1- or 3-channel models do); {_HOW_TO_GET}."
     what = f"the layer is not RGB ({layer.dtype}, channels of one kind, as fluorescence)"
     if micro_pick is not None:
         return micro_pick, f"Microscopy model proposed: {what}."
     if photo is not None:
         return photo, f"Photo model proposed ({_stem(photo)}), as no microscopy model is installed: {what}."
-    return None, f"No model for this layer: no microscopy or photo model is installed; {_HOW_TO_GET}."
+    return None, f"No model for this layer: no installed model takes it (1- or 3-channel models do); {_HOW_TO_GET}."
 
 
 # What a user without a suitable model can do, from the widgets.

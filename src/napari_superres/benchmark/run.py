@@ -39,8 +39,9 @@ def run_bench(config: BenchConfig) -> dict:
     """Every section; returns a JSON-able dict (see :func:`.report.format_report`)."""
     if config.precision not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}")
-    if config.size < 8 or config.large < 16:
-        raise InputError("the speed input needs at least 8 pixels a side, the tiling input 16")
+    if config.size < 8 or config.large < 16 or 0 < config.e2e_size < 8 or config.e2e_size < 0:
+        raise InputError("the speed input needs at least 8 pixels a side, the end-to-end photo 8 (0: none), "
+                         "the tiling input 16")
     unknown = set(config.sections) - set(SECTIONS)
     if unknown or not config.sections:
         raise InputError(f"sections are some of {', '.join(SECTIONS)}, not {', '.join(sorted(unknown)) or 'none'}")

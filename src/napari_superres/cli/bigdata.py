@@ -81,7 +81,7 @@ def wants(src, dst, args) -> bool:
         if forced:
             raise InputError(f"{', '.join(forced)}: out-of-core upscaling reads TIFF or Zarr, not {src.name}")
         return False
-    from ..engine.chunked import open_source
+    from ..engine.file_source import open_source
 
     if not forced and suffix != ".zarr":
         if not _too_big(src):

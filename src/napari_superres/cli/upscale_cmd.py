@@ -212,7 +212,7 @@ def read_checked(src, axes_arg):
 def upscale_one(src, dst, model, options, args, *, named_after_input, data=None):
     """Upscale one file to ``dst`` as ``options`` say. When ``dst`` is named after the input (OUT is a folder)
     and its format cannot hold the result, it becomes a .tif. Returns the path written."""
-    from ..engine.files import file_axes, upscale_loaded, upscaled_shape
+    from ..engine.files import file_axes, upscale_loaded
     from ..io import can_hold, check_format, check_writable, write_image
 
     if data is None and bigdata.wants(src, dst, args):  # Zarr, big TIFF: block by block, out of core
@@ -221,7 +221,7 @@ def upscale_one(src, dst, model, options, args, *, named_after_input, data=None)
         data = read_checked(src, args.axes)
     array, meta, axes = data
     scale = int(model.scale)
-    out_shape = upscaled_shape(array.shape, axes, scale, options.z_factor_for(scale))
+    out_shape = options.upscaled_shape(array.shape, axes, scale)
     out_axes = file_axes(axes)
     if named_after_input and not can_hold(dst, out_shape, array.dtype, out_axes):
         dst = dst.with_suffix(".tif")

@@ -62,7 +62,7 @@ def upscale(data, model, options: Optional[UpscaleOptions] = None, *, progress=N
 
     NumPy in, NumPy out; Dask in, Dask out (lazy, block by block).
     """
-    options = as_options(options, settings)
+    options = as_options(options, settings).xy_only()
     control = RunControl(progress, cancel)
     if is_dask(data):
         from .distributed import ModelHandle
@@ -91,7 +91,7 @@ def upscale_numpy(
     data, model, options: Optional[UpscaleOptions] = None, control: RunControl = NO_CONTROL, **settings
 ) -> np.ndarray:
     """:func:`upscale` for in-memory data (anything ``numpy.asarray`` takes)."""
-    options = as_options(options, settings)
+    options = as_options(options, settings).xy_only()
     data = np.asarray(data)
     check_array(data)
     layout = make_layout(data.shape, options.axes)

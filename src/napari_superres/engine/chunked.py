@@ -302,9 +302,9 @@ def _z_stage(source, work, handle, axes, factor, method, normalization, tile, ba
 
 def _output_meta(meta: dict, scale: int, z_factor: int = 1) -> dict:
     from ..io.placement import upscaled_meta
+    from .files import file_axes  # both paths give a file the same axes
 
-    # files know channels as C (as engine.files writes them), so both paths give a file the same axes
-    out = {"axes": meta["axes"].replace("S", "C"), "axes_known": meta.get("axes_known", False)}
+    out = {"axes": file_axes(meta["axes"]), "axes_known": meta.get("axes_known", False)}
     out.update(upscaled_meta(meta, {"Y": scale, "X": scale, "Z": z_factor}))
     if not meta.get("pixel_size"):
         out.pop("unit", None)

@@ -69,6 +69,7 @@ def upscale_loaded(
             data, srm, axes=axes, factor=z, method=options.z_method, normalization=options.normalization,
             tile=options.tile, batch_size=options.batch_size,
         )
+    options = options.replace(upscale_z=False, z_factor=None)  # Z is done: what follows is Y and X
     if is_scene(meta, options.bands):
         from .scene import upscale_scene
 
@@ -84,11 +85,6 @@ def upscale_loaded(
     if axes_known:
         out["axes"] = file_axes(axes)
     return result, out
-
-
-def upscaled_shape(shape, axes: str, scale: int, z_factor: int = 1) -> tuple:
-    """The result's shape: Y and X times the model's scale, Z times ``z_factor``, other axes as they are."""
-    return tuple(n * scale if a in "YX" else n * z_factor if a == "Z" else n for a, n in zip(axes, shape))
 
 
 def file_axes(axes: str) -> str:
@@ -111,7 +107,7 @@ def upscale_path(
     axes = resolve_axes(options.axes or meta.get("axes"), data.shape)
     check_output_axes(dst, file_axes(axes))
     srm = as_srmodel(model)
-    shape = upscaled_shape(data.shape, axes, int(srm.scale), options.z_factor_for(int(srm.scale)))
+    shape = options.upscaled_shape(data.shape, axes, int(srm.scale))
     check_writable(dst, shape, data.dtype, overwrite=overwrite, axes=file_axes(axes))
     result, out_meta = upscale_loaded(
         data, meta, srm, options, axes_known=bool(options.axes or meta.get("axes")), progress=progress, cancel=cancel

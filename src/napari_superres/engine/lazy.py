@@ -293,7 +293,7 @@ def upscale_dask(data, model, options: Optional[UpscaleOptions] = None, control:
     import dask.array as da
 
     check_array(data)
-    options = as_options(options, settings)
+    options = as_options(options, settings).xy_only()
     job = make_job(data.shape, data.dtype, model, options)
     data, yb, xb, halo = fit_chunks(data, job)
     spec = job.model.normalization if options.normalization is None else options.normalization

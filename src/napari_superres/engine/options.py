@@ -58,12 +58,16 @@ class UpscaleOptions:
     bands: Union[str, tuple] = "auto"
 
     def __post_init__(self):
-        for name in ("tile", "overlap"):
+        for name, least in (("tile", 0), ("overlap", 0), ("batch_size", 1)):
             value = getattr(self, name)
-            if value is not None and int(value) < 0:
-                raise InputError(f"{name} must be >= 0, got {value}")
-        if self.batch_size is not None and int(self.batch_size) < 1:
-            raise InputError(f"batch_size must be >= 1, got {self.batch_size}")
+            if value is None:
+                continue
+            try:
+                number = int(value)
+            except (TypeError, ValueError):
+                raise InputError(f"{name} must be a whole number, got {value!r}") from None
+            if number < least:
+                raise InputError(f"{name} must be >= {least}, got {value}")
         if self.channel_mode not in CHANNEL_MODES:
             raise InputError(f"Unknown channel_mode {self.channel_mode!r}; use one of {', '.join(CHANNEL_MODES)}.")
         if self.normalization is not None and not isinstance(self.normalization, Normalizer):
@@ -78,6 +82,17 @@ class UpscaleOptions:
     def replace(self, **settings) -> "UpscaleOptions":
         return dataclasses.replace(self, **settings)
 
+    def xy_only(self) -> "UpscaleOptions":
+        """These options, refused with a clear error if they ask what an array upscale cannot do: Z upscaling
+        and scene bands need the file's geometry and are done by ``napari_superres.upscale_path`` (or
+        ``engine.anisotropic.upscale_z`` and ``engine.scene.upscale_scene``)."""
+        if self.z_upscaled:
+            raise InputError("upscale works in Y and X: upscale Z with napari_superres.upscale_path (z_factor=...) "
+                             "or engine.anisotropic.upscale_z")
+        if self.bands != "auto":
+            raise InputError("bands apply to scenes read from files: use napari_superres.upscale_path (bands=...)")
+        return self
+
     @property
     def z_upscaled(self) -> bool:
         """Whether Z is upscaled: a ``z_factor`` above 1, or ``upscale_z`` without a factor."""
@@ -88,6 +103,15 @@ class UpscaleOptions:
         if not self.z_upscaled:
             return 1
         return int(self.z_factor or model_scale)
+
+    def axis_factors(self, axes: str, model_scale: int) -> tuple:
+        """How much each of ``axes`` grows: Y and X by the model's scale, Z by :meth:`z_factor_for`, others 1."""
+        z = self.z_factor_for(model_scale)
+        return tuple(int(model_scale) if a in "YX" else z if a == "Z" else 1 for a in axes)
+
+    def upscaled_shape(self, shape, axes: str, model_scale: int) -> tuple:
+        """The result's shape for data of ``shape`` and ``axes``."""
+        return tuple(int(n) * f for n, f in zip(shape, self.axis_factors(axes, model_scale)))
 
 
 def as_options(options: Optional[UpscaleOptions], settings: dict) -> UpscaleOptions:

@@ -138,7 +138,8 @@ def upscale_scene(
     check_scene(data, nodata)
     srm = as_srmodel(model)
     layout = make_layout(data.shape, resolve_axes(options.axes, data.shape))
-    options = options.replace(axes=layout.axes)
+    bands = options.bands
+    options = options.replace(axes=layout.axes, bands="auto")  # the bands are planned here, from now on
     y, x = layout.axes.index("Y"), layout.axes.index("X")
     mask = nodata_mask(data, nodata)
     filled = data if mask is None else fill_nodata(data, mask, y, x)
@@ -147,7 +148,7 @@ def upscale_scene(
     if chan is None:
         out = upscale(filled, srm, options, progress=progress, cancel=cancel)
     else:
-        groups = band_groups(data.shape[chan], options.bands, srm.channels, photometric)
+        groups = band_groups(data.shape[chan], bands, srm.channels, photometric)
         out = None
         for idx, mode in groups:
             part = upscale(

@@ -1,4 +1,4 @@
-"""Big TIFF and Zarr/OME-Zarr inputs read region by region, and the outputs written block by block.
+"""Big TIFF and Zarr/OME-Zarr inputs read region by region (their block-by-block writers: tiff_store, zarr_store).
 
 Memory is bounded by the region read, not by the file: a memory map opened and closed per read for
 contiguous, uncompressed TIFF, page/tile reads for compressed or tiled TIFF (tifffile's Zarr store), chunk reads

@@ -122,7 +122,7 @@ def write_zarr(target, array: np.ndarray, meta: dict) -> None:
     import zarr
 
     axes = meta.get("axes")
-    chunks = tuple(min(n, 1024) if i >= array.ndim - 3 else 1 for i, n in enumerate(array.shape))
+    chunks = tuple(min(n, OUT_CHUNK) if i >= array.ndim - 3 else 1 for i, n in enumerate(array.shape))
     if ngff_axes_ok(axes):
         group = zarr.open_group(str(target), mode="w")
         group.create_array("0", shape=array.shape, dtype=array.dtype, chunks=chunks)[...] = array

@@ -201,9 +201,7 @@ def expected_output_shape(shape, desc, options) -> tuple | None:
         ax = resolve_axes(options.axes, shape)
     except Exception:  # bad axes: the worker reports it with the engine's own message
         return None
-    scale = int(desc["scale"])
-    factors = {"Y": scale, "X": scale, "Z": options.z_factor_for(scale)}
-    return tuple(int(n) * factors.get(a, 1) for a, n in zip(ax, shape))
+    return options.upscaled_shape(shape, ax, int(desc["scale"]))
 
 
 def model_spec(model) -> str:

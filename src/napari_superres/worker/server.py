@@ -232,7 +232,7 @@ def _upscale_z_first(data, model, options):
     norm = fit_normalizer(to_batches(data, layout), model.normalization if spec is None else spec, channel_axis=-1)
     zdata = upscale_z(
         data, model, axes=layout.axes, factor=options.z_factor_for(int(model.scale)), method=options.z_method,
-        normalization=norm, tile=options.tile,
+        normalization=norm, tile=options.tile, batch_size=options.batch_size,
     )
     return zdata, options.replace(axes=layout.axes, normalization=norm, upscale_z=False, z_factor=None)
 
