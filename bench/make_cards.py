@@ -284,6 +284,15 @@ def microscopy_table(infos, domains) -> list:
             cells = [f"{row[k]['psnr'] - row[k]['bicubic_psnr']:+.2f}" if k in row else "-"
                      for k in ("binning", "photons=100")]
             lines.append(f"| {row['model']} | {domain_of.get(row['model'], '?')} | {cells[0]} | {cells[1]} |")
+        ceiling = domains.get("binning_ceiling_psnr") or {}
+        bicubic = {key: next((r["binning"]["bicubic_psnr"] for r in domains["rows"]
+                              if r["model"].endswith(f"-{key}") and "binning" in r), None) for key in ceiling}
+        if ceiling:
+            lines += ["", "What binning leaves to recover: a perfect upscaler would reach "
+                      + ", ".join(f"{ceiling[k]:.2f} dB at {k} (bicubic {bicubic[k]:.2f})" for k in ceiling
+                                  if bicubic.get(k) is not None)
+                      + " on these images, the rest being the reference's own noise, which no method can predict "
+                      "(`training.metrics.binning_ceiling_psnr`)."]
     return lines
 
 

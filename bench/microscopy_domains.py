@@ -5,6 +5,8 @@
 Each shipped model of scale 2 or 4 runs through the engine on the right half of mahotas' nuclear.png (never
 used in training), LR made by binning alone and by a camera at 100 photons
 (``napari_superres.training.validation.evaluate_microscopy``); PSNR/SSIM on the reference's percentile range.
+Beside them, the ceiling of LR by binning: the PSNR a perfect upscaler would reach, limited by the reference's own
+noise (``training.metrics.binning_ceiling_psnr``).
 Photo models see the gray image as three equal channels, as the engine feeds them.
 """
 
@@ -13,6 +15,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -38,8 +42,14 @@ def main(argv=None):
         rows.append({"model": name, **{setting: result["mean"] for setting, result in scores.items()}})
         print(name, {k: round(v["psnr"] - v["bicubic_psnr"], 2) for k, v in rows[-1].items() if k != "model"},
               flush=True)
-    args.output.write_text(json.dumps({"images": "right half of mahotas' nuclear.png (2 crops)", "rows": rows},
-                                      indent=1))
+    from napari_superres.training.metrics import binning_ceiling_psnr
+    from napari_superres.training.microscopy import validation_images
+
+    ceiling = {f"x{s}": float(np.mean([binning_ceiling_psnr(img, s) for _, img in validation_images()]))
+               for s in (2, 4)}
+    print("ceiling (the reference's own noise):", {k: round(v, 2) for k, v in ceiling.items()}, flush=True)
+    args.output.write_text(json.dumps({"images": "right half of mahotas' nuclear.png (2 crops)", "rows": rows,
+                                       "binning_ceiling_psnr": ceiling}, indent=1))
 
 
 if __name__ == "__main__":

@@ -131,3 +131,20 @@ def test_upscalers_keep_integer_range():
 def test_mismatched_shapes_are_refused():
     with pytest.raises(ValueError, match="differ in shape"):
         metrics.psnr(np.zeros((10, 10)), np.zeros((10, 11)))
+
+
+def test_noise_sigma_recovers_the_noise_of_a_smooth_image():
+    from napari_superres.training.metrics import binning_ceiling_psnr, noise_sigma
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:256, 0:256]
+    smooth = 100 + 50 * np.sin(x / 40.0) * np.cos(y / 55.0)
+    for sigma in (0.5, 2.0, 8.0):
+        noisy = smooth + rng.normal(0, sigma, smooth.shape)
+        assert noise_sigma(noisy) == pytest.approx(sigma, rel=0.1)
+    # the ceiling is the reference's range over the part of its noise that binning does not keep
+    noisy = smooth + rng.normal(0, 2.0, smooth.shape)
+    lo, hi = np.percentile(noisy, [2.0, 99.8])
+    expected = 10 * np.log10((hi - lo) ** 2 / (noise_sigma(noisy) ** 2 * (1 - 1 / 4)))
+    assert binning_ceiling_psnr(noisy, 2) == pytest.approx(expected)
+    assert binning_ceiling_psnr(noisy, 4) < binning_ceiling_psnr(noisy, 2)
