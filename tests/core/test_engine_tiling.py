@@ -169,3 +169,35 @@ def test_uint16_zyx_stack_shape(gray_model):
     out = upscale(stack, gray_model)
     assert out.dtype == np.uint16 and out.shape == (5, 400, 600)
     assert np.abs(out[3].astype(int) - upscale(stack[3], gray_model)).max() <= 1
+
+
+def test_a_models_working_memory_is_its_widest_layer_per_pixel(gray_model):
+    # conv 1->8, conv 8->8, upsampling x2 of 8 channels (8 in + 32 out per input pixel), conv 32->4,
+    # the skip's upsampling (1 + 4) and the add (4 + 4 + 4): the upsampling of the features is the widest.
+    assert gray_model.working_floats == 40
+
+
+class _Footprint:
+    """What tile_plan reads of a model: scale, context, input multiple and working memory per pixel."""
+
+    def __init__(self, working_floats, scale=2, overlap=4):
+        self.working_floats, self.scale, self.overlap, self.multiple = working_floats, scale, overlap, 1
+
+
+def test_a_light_model_takes_a_photo_whole_where_a_heavy_one_is_tiled_in_the_same_memory():
+    from napari_superres.engine.options import UpscaleOptions
+    from napari_superres.engine.predictor import CALL_PIXELS, REFERENCE_FLOATS, tile_plan
+
+    budget = CALL_PIXELS * REFERENCE_FLOATS  # values held per call by the reference model's calls
+    light, heavy, unknown = _Footprint(96.0), _Footprint(float(REFERENCE_FLOATS)), _Footprint(None)
+    plans = {k: tile_plan(768, 768, m, UpscaleOptions()) for k, m in
+             (("light", light), ("heavy", heavy), ("unknown", unknown))}
+    assert plans["light"].window == (768, 768) and len(plans["light"].rows) * len(plans["light"].cols) == 1
+    assert plans["heavy"].window[0] < 768 and len(plans["heavy"].rows) > 1
+    assert plans["unknown"] == plans["heavy"]  # a model whose footprint is unknown keeps the reference's calls
+    for key, model in (("light", light), ("heavy", heavy)):
+        plan = plans[key]
+        assert plan.batch_size * plan.window[0] * plan.window[1] * model.working_floats <= budget
+    # A 2048x2048 slice is tiled for both; the light model batches more windows per call.
+    big = {k: tile_plan(2048, 2048, m, UpscaleOptions()) for k, m in (("light", light), ("heavy", heavy))}
+    assert big["light"].window == big["heavy"].window and big["light"].batch_size > big["heavy"].batch_size

@@ -20,22 +20,12 @@ def count_macs(keras_model, height: int, width: int) -> int:
 
 
 def _macs(model, input_shape) -> int:
-    import keras
+    from ..models.graph import node_shapes
 
-    graph = getattr(model, "_functional", None) or model  # a Sequential model wraps a functional one
-    nodes = [n for depth in graph._nodes_by_depth.values() for n in depth]
-    picked = [n for n in nodes if _is_model(n.operation) or _layer_macs(n.operation, None, None) is not None]
-    if not picked:
-        return 0
-    tensors = [t for n in picked for t in (n.input_tensors[0], n.output_tensors[0])]
-    specs = keras.Model(graph.inputs, tensors).compute_output_spec(keras.KerasTensor(input_shape))
     total = 0
-    for k, node in enumerate(picked):
-        inp, out = specs[2 * k].shape, specs[2 * k + 1].shape
-        if _is_model(node.operation):
-            total += _macs(node.operation, inp)
-        else:
-            total += _layer_macs(node.operation, inp, out)
+    for op, inputs, out in node_shapes(model, input_shape,
+                                       keep=lambda op: _is_model(op) or _layer_macs(op, None, None) is not None):
+        total += _macs(op, inputs[0]) if _is_model(op) else _layer_macs(op, inputs[0], out)
     return total
 
 

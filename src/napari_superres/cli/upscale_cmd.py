@@ -62,7 +62,8 @@ def add_parser(subparsers):
         "--tile",
         type=_non_negative_int,
         metavar="N",
-        help="tile size in input pixels; 0: the whole image at once (default: whole image up to 512x512, else 256)",
+        help="tile size in input pixels; 0: the whole image at once (default: the whole image when it fits "
+        "one model call: 512x512 for edsr-x2, more for lighter models; else 256)",
     )
     p.add_argument(
         "--overlap", type=_non_negative_int, metavar="N", help="context pixels per tile side (default: the model's)"

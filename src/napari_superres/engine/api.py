@@ -47,10 +47,10 @@ def upscale(data, model, options: Optional[UpscaleOptions] = None, *, progress=N
 
       - ``axes``: napari-order axes string (``YX``, ``YXC``, ``CYX``, ``ZYX``, ``TZYX``...); inferred when
         None (see ``axes.infer_axes``). Channels follow the policy in ``engine/axes.py``.
-      - ``tile``: core tile size in input pixels (None: whole image up to 512x512 pixels, else 256; 0: the
+      - ``tile``: core tile size in input pixels (None: the whole image when it fits one call, else 256; 0: the
         whole image); ``overlap``: context pixels per tile side (None: the model's own ``overlap``).
-      - ``tta``: x8 self-ensemble (8 times slower). ``batch_size``: windows per model call (None: about
-        512x512 input pixels per call).
+      - ``tta``: x8 self-ensemble (8 times slower). ``batch_size``: windows per model call (None: one call's
+        worth of pixels: 512x512 for EDSR-x2, more for lighter models; see ``engine/predictor.py``).
       - ``normalization``: None (the model's), ``"range"``, ``"percentile"``, a dict, or a fitted
         ``normalize.Normalizer`` (to share statistics between blocks of a larger stack).
       - ``channel_mode``: ``"auto"``, ``"joint"`` or ``"separate"`` (see ``axes.plan_channels``).

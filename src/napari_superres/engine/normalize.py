@@ -106,8 +106,10 @@ class Normalizer:
             return y.astype(dtype, copy=False)
         # float32 is exact enough for 8/16-bit integers and float32 output; wider types need float64.
         work = np.float32 if dtype.itemsize <= 2 or dtype == np.float32 else np.float64
-        y = y.astype(work, copy=not overwrite)  # one working copy at most, then in place: outputs can be large
-        y *= np.asarray(self.factor, work)
+        if overwrite and y.dtype == work:
+            y *= np.asarray(self.factor, work)
+        else:  # the working copy is the product itself: one pass, then in place (outputs can be large)
+            y = np.multiply(y, np.asarray(self.factor, work), dtype=work)
         if any(self.offset):
             y += np.asarray(self.offset, work)
         if np.issubdtype(dtype, np.integer):

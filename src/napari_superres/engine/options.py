@@ -30,9 +30,10 @@ class UpscaleOptions:
     """How to upscale (see ``napari_superres.upscale`` for what each setting does to the result).
 
     - ``axes``: the data's axes in napari order (``YX``, ``YXC``, ``TZYX``...); None: inferred.
-    - ``tile``: core tile size in input pixels (None: whole image up to 512x512 pixels, else 256; 0: the
+    - ``tile``: core tile size in input pixels (None: the whole image when it fits one call, else 256; 0: the
       whole image). ``overlap``: context pixels per tile side (None: the model's own).
-    - ``tta``: x8 self-ensemble. ``batch_size``: windows per model call (None: about 512x512 pixels a call).
+    - ``tta``: x8 self-ensemble. ``batch_size``: windows per model call (None: 512x512 pixels a call for EDSR-x2,
+      more for lighter models).
     - ``normalization``: None (the model's), ``"range"``, ``"percentile"``, a dict, or a fitted
       ``normalize.Normalizer`` (shared statistics for the parts of a larger stack).
     - ``channel_mode``: how the data's channels meet the model's (``axes.plan_channels``).

@@ -18,13 +18,15 @@ from .options import NO_CONTROL, RunControl, UpscaleOptions
 from .tiling import TilePlan, plan_tiles, run_tiles
 from .tta import tta_predict
 
-__all__ = ["as_srmodel", "default_tile", "tile_plan", "upscale_batches", "model_predict", "bicubic_alpha"]
+__all__ = ["as_srmodel", "default_tile", "pixels_per_call", "tile_plan", "upscale_batches", "model_predict", "bicubic_alpha"]
 
-# Images up to this many pixels per slice go through the model whole; larger ones in tiles of DEFAULT_TILE.
-WHOLE_IMAGE_PIXELS = 512 * 512
+# One model call works on about CALL_PIXELS low-resolution pixels (a whole slice, or a batch of at most
+# MAX_BATCH windows of DEFAULT_TILE): for a model that holds REFERENCE_FLOATS values per pixel at its widest
+# step (EDSR at x2), about 0.8 GB. A lighter model gets proportionally more pixels per call: fewer tiles,
+# less overlap computed twice, the same memory.
+CALL_PIXELS = 512 * 512
+REFERENCE_FLOATS = 512
 DEFAULT_TILE = 256
-# A batch holds about this many low-resolution pixels (all windows of a batch together), at most MAX_BATCH.
-BATCH_PIXELS = 512 * 512
 MAX_BATCH = 16
 
 
@@ -37,9 +39,16 @@ def as_srmodel(model):
     return load_model(model)
 
 
-def default_tile(height: int, width: int) -> int:
-    """The whole image when it is small, else DEFAULT_TILE."""
-    if height * width <= WHOLE_IMAGE_PIXELS:
+def pixels_per_call(srm) -> int:
+    """The low-resolution pixels one call of ``srm`` may take: CALL_PIXELS, more for a lighter model than
+    the reference (a model whose footprint is unknown gets CALL_PIXELS)."""
+    floats = getattr(srm, "working_floats", None)
+    return int(CALL_PIXELS * max(1.0, REFERENCE_FLOATS / floats)) if floats else CALL_PIXELS
+
+
+def default_tile(height: int, width: int, call_pixels: int = CALL_PIXELS) -> int:
+    """The whole image when it fits one call, else DEFAULT_TILE."""
+    if height * width <= call_pixels:
         return max(height, width)
     return DEFAULT_TILE
 
@@ -76,7 +85,7 @@ def tile_plan(height: int, width: int, srm, options: UpscaleOptions) -> TilePlan
     if fixed is not None:
         core = max(fixed) - 2 * overlap  # only used as an upper bound; the window is the fixed size
     else:
-        core = default_tile(height, width) if options.tile is None else int(options.tile)
+        core = default_tile(height, width, pixels_per_call(srm)) if options.tile is None else int(options.tile)
         if core <= 0:  # 0: no tiling, one window covers the image
             core = max(height, width)
     plan = plan_tiles(
@@ -84,7 +93,7 @@ def tile_plan(height: int, width: int, srm, options: UpscaleOptions) -> TilePlan
         multiple=max(1, int(getattr(srm, "multiple", 1) or 1)), batch_size=options.batch_size or 1, window=fixed,
     )
     if options.batch_size is None:
-        per_call = max(1, min(MAX_BATCH, BATCH_PIXELS // (plan.window[0] * plan.window[1])))
+        per_call = max(1, min(MAX_BATCH, pixels_per_call(srm) // (plan.window[0] * plan.window[1])))
         plan = replace(plan, batch_size=per_call)
     return plan
 
@@ -126,10 +135,11 @@ def upscale_batches(
 def refuse_non_finite(values: np.ndarray) -> None:
     """ModelError when the model's output holds NaN or inf (a model that diverged, or an input far outside
     what it was trained on): such values have no grey level to map back to."""
-    if not np.isfinite(values).all():
-        raise ModelError(
-            f"The model produced {int((~np.isfinite(values)).sum())} NaN/inf values; it cannot be used on this image."
-        )
+    if np.isfinite(np.add.reduce(values, axis=None)):  # one pass, no mask; NaN and inf carry into the sum
+        return
+    if not np.isfinite(values).all():  # the sum may also overflow: look at every value
+        raise ModelError("The model produced NaN/inf values (no grey level to map back to); it cannot be used on "
+                         "this image.")
 
 
 def model_predict(srm, plan, tta: bool = False) -> Callable:

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import Cancelled, ModelError
 
 Predict = Callable[[np.ndarray], np.ndarray]
+STRIP_BYTES = 1 << 20  # a prediction is mapped to its output in strips of about this size (they stay in cache)
 Size2 = Union[int, Sequence[int]]
 
 
@@ -190,8 +191,8 @@ def run_tiles(
     """The one tiled predictor: run ``predict`` over the windows of ``plan`` whose cores meet ``core`` and
     place their cores; returns N x (y1-y0)*s x (x1-x0)*s x C_out float32, or of the dtype ``finish`` returns.
 
-    ``finish`` (element-wise, any dtype out) maps each core before it is placed: the caller's last step done
-    while the core is still in cache, and the output allocated in its final dtype (a quarter of the float32
+    ``finish`` (element-wise, any dtype out) maps each core, strip by strip, before it is placed: the
+    caller's last step done while the values are in cache, and the output allocated in its final dtype (a quarter of the float32
     buffer for 8-bit data).
 
     ``images`` (N x h x w x C float32) is the whole image (the defaults) or a region of it: its first pixel
@@ -252,11 +253,13 @@ def run_tiles(
                 cy0, cy1 = max(cy0, y0), min(cy1, y1, H)  # the part of the core in the region, padding cropped
                 cx0, cx1 = max(cx0, x0), min(cx1, x1, W)
                 values = pred[k, (cy0 - ry) * s : (cy1 - ry) * s, (cx0 - rx) * s : (cx1 - rx) * s]
-                if finish is not None:
-                    values = finish(values)
-                if out is None:
-                    out = np.empty((images.shape[0], (y1 - y0) * s, (x1 - x0) * s, pred.shape[3]), values.dtype)
-                out[n, (cy0 - y0) * s : (cy1 - y0) * s, (cx0 - x0) * s : (cx1 - x0) * s] = values
+                rows = max(1, STRIP_BYTES // max(1, values[0].nbytes))
+                for r in range(0, values.shape[0], rows):  # strip by strip, each mapped while in cache
+                    strip = values[r : r + rows] if finish is None else finish(values[r : r + rows])
+                    if out is None:
+                        out = np.empty((images.shape[0], (y1 - y0) * s, (x1 - x0) * s, pred.shape[3]), strip.dtype)
+                    top = (cy0 - y0) * s + r
+                    out[n, top : top + strip.shape[0], (cx0 - x0) * s : (cx1 - x0) * s] = strip
             done += len(part)
             if progress is not None:
                 progress(done, count)

@@ -18,6 +18,7 @@ from ..errors import InputError, ModelError
 from . import layers as _registered_layers  # noqa: F401  (registers our layers before any load)
 from .catalog import resolve_model
 from .description import read_description, write_description
+from .graph import working_floats_per_pixel
 from .registry import ARCHITECTURES, geometry
 
 DEFAULT_OVERLAP = 16  # tile context (LR pixels) for a model whose receptive field is not stated
@@ -43,6 +44,14 @@ class SRModel:
     precision: str = "float32"  # arithmetic of keras_model (see models/precision.py)
     precision_reason: str = ""  # why the engine chose that precision; empty: not chosen yet
     variants: dict = field(default_factory=dict, repr=False, compare=False)  # precision -> SRModel, shared
+    _working_floats: tuple = field(default=(), repr=False, compare=False)  # (value,) once measured
+
+    @property
+    def working_floats(self) -> float | None:
+        """Values the model holds at its widest step per input pixel (models/graph.py); None: unknown."""
+        if not self._working_floats:
+            self._working_floats = (working_floats_per_pixel(self.keras_model),)
+        return self._working_floats[0]
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Run the model in inference mode on a float32 NHWC batch; returns (N, H*s, W*s, C) float32.
@@ -66,6 +75,8 @@ class SRModel:
     def _run(self, batch):
         if not self.eager:
             try:
+                if keras.backend.backend() == "tensorflow":
+                    return _tensorflow_predict(self.keras_model, batch)
                 return self.keras_model.predict_on_batch(batch)
             except Exception:
                 # Some layers cannot be traced with unknown H and W (e.g. UpSampling2D "bilinear" on
@@ -75,6 +86,16 @@ class SRModel:
 
     def __repr__(self):
         return f"SRModel({self.name!r}, scale={self.scale}, channels={self.channels}, path={self.path})"
+
+
+def _tensorflow_predict(model: keras.Model, batch: np.ndarray) -> np.ndarray:
+    """``predict_on_batch`` without its copy of the output: a read-only view of TensorFlow's float32 result
+    (the output is the largest array of a run, 16x the input at x4; the engine reads it once)."""
+    model.make_predict_function()
+    out = model.predict_function([(batch,)])
+    if isinstance(out, (list, tuple, dict)) or out.dtype.name != "float32":
+        return keras.tree.map_structure(keras.ops.convert_to_numpy, out)
+    return np.asarray(memoryview(out))
 
 
 def _first_line(err: BaseException) -> str:
