@@ -6,14 +6,19 @@
 Every model: 1 channel, percentile normalisation (2 / 99.8) of the LR with the same map on the HR target (what
 the engine does at inference, so its exact inverse returns counts in the input's dtype), LR made as a camera
 makes it (:mod:`napari_superres.training.fluorescence`: PSF, area binning, Poisson shot noise over a range of
-photon levels, read noise, offset, uint16 counts), batches from
-:func:`napari_superres.training.microscopy.microscopy_pairs`: 70 % simulated structures (filaments, puncta,
-nuclei, membranes), 30 % crops of real images (the left half of mahotas' nuclear.png; with ``--stellarium``
-also Debian stellarium-data's nebula photographs, extracted with ``apt-get download stellarium-data`` and
-``dpkg -x``). L1 loss, Adam with a cosine decay, random flips and quarter turns. x4 quality starts from the x2
-model's body. Budgets are wall-clock minutes on the machine that runs the script; the steps taken go into the
-description. Validation (:func:`napari_superres.training.validation.evaluate_microscopy`): the held-out right
-half of nuclear.png, LR by 2x2 / 4x4 binning alone and with camera noise; also background-only crops.
+photon levels, read noise, offset, uint16 counts, exposed below saturation), batches from
+:func:`napari_superres.training.microscopy.microscopy_pairs` mixed as ``MIX`` says: crops of real fluorescence
+(the left half of mahotas' nuclear.png; with ``--stellarium`` also Debian stellarium-data's nebula photographs,
+extracted with ``apt-get download stellarium-data`` and ``dpkg -x``), the luminance of the photo corpus (detail
+of every size below the binned pixel, which smooth nuclei lack), and simulated structures (filaments, puncta,
+nuclei, membranes); a share of the pairs through an almost noise-free camera. L1 loss, Adam with a cosine
+decay, random flips and quarter turns, mixed bfloat16 where the CPU has bfloat16 instructions (as
+``train_zoo.py``). The quality models start from the photo model of the same scale folded to one channel
+(:func:`fold_photo_model`: exactly the photo model on a grey image), so they keep what it learned of real
+detail and learn the camera's noise on top. Budgets are wall-clock minutes on the machine that runs the
+script; the steps taken go into the description. Validation
+(:func:`napari_superres.training.validation.evaluate_microscopy`): the held-out right half of nuclear.png, LR by
+2x2 / 4x4 binning alone and with camera noise; also background-only crops.
 """
 
 import argparse
@@ -24,8 +29,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
-from train_zoo import (EDSR_CPU, cpu_machine, resume_from_shipped, train_for_budget, training_record,  # noqa: E402
-                       warm_start)
+from train_zoo import (DEFAULT_CORPUS, EDSR_CPU, build, cpu_machine, resume_from_shipped,  # noqa: E402
+                       train_for_budget, training_policy, training_record, warm_start)
+from zoo_data import add_extra_corpus_option, load_corpus  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "src" / "napari_superres" / "models" / "weights"
@@ -34,34 +40,57 @@ RUNS = REPO / "runs" / "microscopy"
 # name, architecture, scale, builder options, minutes, warm start from (fast: espcn; quality: a small EDSR)
 ZOO = [
     ("fluo-espcn-x2", "espcn", 2, {}, 6, None),
-    ("fluo-edsr-x2", "edsr", 2, EDSR_CPU, 40, None),
+    ("fluo-edsr-x2", "edsr", 2, EDSR_CPU, 15, "edsr-x2"),
     ("fluo-espcn-x4", "espcn", 4, {}, 8, None),
-    ("fluo-edsr-x4", "edsr", 4, EDSR_CPU, 15, "fluo-edsr-x2"),
+    ("fluo-edsr-x4", "edsr", 4, EDSR_CPU, 15, "edsr-x4"),
 ]
 LR_PATCH, BATCH, POOL = 48, 16, 150  # POOL simulated fields, cropped at random
+# Where pairs come from (the rest: simulated fields) and the share through an almost noise-free camera
+MIX = {"real_fraction": 0.2, "photo_fraction": 0.4, "clean_fraction": 0.7, "saturated_fraction": 0.1}
+PHOTO_START_LR = 0.25  # a model folded from a photo model is refined, not retrained: a gentler learning rate
 
 
-def build(arch, scale, options):
-    from napari_superres.models.registry import build_model
+def fold_photo_model(model, photo):
+    """Give the one-channel ``model`` the weights of the RGB ``photo`` model of the same architecture, folded so
+    that it computes exactly what the photo model does on a grey image fed as three equal channels with its
+    three outputs averaged (the head's kernels summed over their inputs, the tail's averaged over their outputs;
+    the bicubic skip is the same for equal channels). Returns the number of layers copied."""
+    copied = 0
+    for layer in model.layers:
+        try:
+            weights = photo.get_layer(layer.name).get_weights()
+        except ValueError:
+            continue
+        if not weights:
+            continue
+        if layer.name == "head":
+            weights = [weights[0].sum(axis=2, keepdims=True), weights[1]]
+        elif layer.name == "tail":
+            weights = [weights[0].mean(axis=3, keepdims=True), weights[1].mean(keepdims=True)]
+        layer.set_weights(weights)
+        copied += 1
+    return copied
 
-    return build_model(arch, scale, 1, **options)
 
-
-def data_source(scale, stellarium, seed):
-    """The pool of simulated fields and the real training images."""
-    from napari_superres.training.microscopy import CONTEXT, simulated_fields, training_images
+def data_source(scale, stellarium, photo_files, seed):
+    """The pool of simulated fields, the real fluorescence and the photographs' luminance."""
+    from napari_superres.training.microscopy import CONTEXT, photo_luminance, simulated_fields, training_images
 
     t0 = time.perf_counter()
     fields = simulated_fields(POOL, 3 * LR_PATCH * scale * CONTEXT // 2, seed)
     real = training_images(stellarium)
+    photos = photo_luminance([(f"photo {i}", img) for i, img in enumerate(photo_files)])
     print(f"data: {len(fields)} simulated fields in {time.perf_counter() - t0:.0f} s; real: "
-          f"{', '.join(n for n, _ in real[:3])}{' ...' if len(real) > 3 else ''} ({len(real)})", flush=True)
-    return fields, real
+          f"{', '.join(n for n, _ in real[:3])}{' ...' if len(real) > 3 else ''} ({len(real)}); "
+          f"photographs: {len(photos)}", flush=True)
+    return fields, real, photos
 
 
-def data_text(real) -> str:
-    return ("simulated fluorescence (filaments, puncta, nuclei, membranes; Gaussian/Airy PSF) and real images "
-            f"({', '.join(n for n, _ in real[:4])}{', ...' if len(real) > 4 else ''}: {len(real)})")
+def data_text(real, photos) -> str:
+    return ("simulated fluorescence (filaments, puncta, nuclei, membranes; Gaussian/Airy PSF), real fluorescence "
+            f"({', '.join(n for n, _ in real[:4])}{', ...' if len(real) > 4 else ''}: {len(real)})"
+            + (f" and the luminance of {len(photos)} photographs (the photo models' training corpus)" if photos else
+               ""))
 
 
 def degradation_text() -> str:
@@ -95,8 +124,7 @@ def validation_entry(scale, scores):
     }
 
 
-def train_one(name, arch, scale, options, minutes, init, stellarium, out_dir, seed=0, resume=True,
-              clean_fraction=None):
+def train_one(name, arch, scale, options, minutes, init, data, out_dir, seed=0, resume=True, mix=None):
     import keras
 
     from napari_superres.models.loading import load_model
@@ -105,8 +133,10 @@ def train_one(name, arch, scale, options, minutes, init, stellarium, out_dir, se
 
     RUNS.mkdir(parents=True, exist_ok=True)
     ckpt, state_file = RUNS / f"{name}.weights.h5", RUNS / f"{name}.json"
-    model = build(arch, scale, options)
+    policy = training_policy()
+    model = build(arch, scale, options, policy, channels=1)
     state = {"steps": 0, "seconds": 0.0, "init": init, "before": None}
+    lr = DEFAULT_LEARNING_RATE.get(arch, FALLBACK_LEARNING_RATE)
     if ckpt.exists() and state_file.exists():
         model.load_weights(ckpt)
         state = json.loads(state_file.read_text())
@@ -115,20 +145,28 @@ def train_one(name, arch, scale, options, minutes, init, stellarium, out_dir, se
         state.update(before=before, init=name)
         print(f"{name}: going on from the shipped model ({before.get('steps', 0)} steps)", flush=True)
     elif init:
-        copied = warm_start(model, load_model(out_dir / f"{init}.keras").keras_model)
+        source = load_model(WEIGHTS / f"{init}.keras")
+        if source.channels == 3:  # a photo model: its behaviour on clean images is kept, and refined
+            copied, lr = fold_photo_model(model, source.keras_model), lr * PHOTO_START_LR
+        else:
+            copied = warm_start(model, source.keras_model)
         print(f"{name}: {copied} layers warm-started from {init}", flush=True)
-    fields, real = data_source(scale, stellarium, seed)
+    lr = state.setdefault("learning_rate", lr)  # a resumed run keeps its schedule
+    fields, real, photos = data
     rng = np.random.default_rng([seed, state["steps"]])
-    lr = DEFAULT_LEARNING_RATE.get(arch, FALLBACK_LEARNING_RATE)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="mae", jit_compile=False)
-    extra = {} if clean_fraction is None else {"clean_fraction": clean_fraction}
+    mix = {**MIX, **(mix or {})}
+    if not photos:
+        mix["photo_fraction"] = 0.0
     train_for_budget(name, model, state, minutes * 60.0,
-                     lambda: microscopy_pairs(BATCH, LR_PATCH, scale, rng, fields=fields, real=real, **extra),
+                     lambda: microscopy_pairs(BATCH, LR_PATCH, scale, rng, fields=fields, real=real, photos=photos,
+                                              **mix),
                      lambda fraction: lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * fraction))), ckpt, state_file)
     run = {"machine": cpu_machine(), "steps": state["steps"], "batch": BATCH, "lr_patch": LR_PATCH, "loss": "L1",
-           "learning_rate": lr, "minutes": round(state["seconds"] / 60, 1), "precision": "float32",
-           "warm_start": state.get("init"), **extra}
-    training = {**training_record(state.get("before"), run, data_text(real)), "script": "scripts/train_microscopy.py"}
+           "learning_rate": lr, "minutes": round(state["seconds"] / 60, 1), "precision": policy,
+           "warm_start": state.get("init"), **mix}
+    training = {**training_record(state.get("before"), run, data_text(real, photos)),
+                "script": "scripts/train_microscopy.py"}
     return finish_model(name, arch, scale, options, model.get_weights(), training, out_dir)
 
 
@@ -139,7 +177,7 @@ def finish_model(name, arch, scale, options, weights, training, out_dir):
     from napari_superres.models.loading import load_model, save_model
     from napari_superres.training.validation import evaluate_microscopy
 
-    model = build(arch, scale, options)
+    model = build(arch, scale, options, "float32", channels=1)  # float32 for inference everywhere
     model.set_weights(weights)
     description = describe(name, arch, scale, options, training)
     path = save_model(model, Path(out_dir) / f"{name}.keras", description)
@@ -163,15 +201,26 @@ def main(argv=None):
     p.add_argument("--fresh", action="store_true",
                    help="start from scratch (default: go on from the model of the same name in --out)")
     p.add_argument("--clean-fraction", type=float,
-                   help="share of pairs through an almost noise-free camera (default: training/microscopy.py's)")
+                   help=f"share of pairs through an almost noise-free camera (default {MIX['clean_fraction']})")
+    p.add_argument("--photo-fraction", type=float,
+                   help=f"share of pairs from photographs (default {MIX['photo_fraction']}; 0 without a corpus)")
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS,
+                   help="the photo corpus (../shared/data/make_corpus.py); 'none': no photographs")
+    add_extra_corpus_option(p)
     p.add_argument("--out", type=Path, default=WEIGHTS, help="folder of the .keras files (default: shipped weights)")
     args = p.parse_args(argv)
     wanted = set(args.only.split(",")) if args.only else None
     args.out.mkdir(parents=True, exist_ok=True)
+    photo_files = load_corpus(args.corpus, args.extra_corpus)[0] if args.corpus.is_dir() else []
+    mix = {k: v for k, v in (("clean_fraction", args.clean_fraction), ("photo_fraction", args.photo_fraction))
+           if v is not None}
+    data = {}
     for name, arch, scale, options, minutes, init in ZOO:
         if wanted is None or name in wanted:
-            train_one(name, arch, scale, options, minutes * args.time_scale, init, args.stellarium, args.out,
-                      resume=not args.fresh, clean_fraction=args.clean_fraction)
+            if scale not in data:
+                data[scale] = data_source(scale, args.stellarium, photo_files, seed=0)
+            train_one(name, arch, scale, options, minutes * args.time_scale, init, data[scale], args.out,
+                      resume=not args.fresh, mix=mix)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from napari_superres.engine.normalize import fit_normalizer
 from napari_superres.training import fluorescence as fl
 from napari_superres.training import metrics
 from napari_superres.training.degrade import Degradation, degrade, margin
-from napari_superres.training.microscopy import camera_pair, microscopy_pairs, relative_intensity
+from napari_superres.training.microscopy import (camera_pair, microscopy_pairs, photo_luminance,
+                                                 relative_intensity)
 
 
 # ----------------------------------------------------------------------------------------------- simulator
@@ -83,6 +84,26 @@ def test_camera_counts_are_integers_with_an_offset_and_clip_instead_of_wrapping(
     assert bright.dtype == np.uint16 and np.all(bright == 65535)
 
 
+def test_camera_gain_leaves_the_asked_grey_levels_and_keeps_the_expectation():
+    # A bright, clean scene read with a gain that leaves 40 levels above the offset (an 8-bit-like image).
+    hr = np.tile(np.linspace(0, 1, 400, dtype=np.float32), (400, 1))
+    counts, k = fl.microscope_lr(hr, 2, np.random.default_rng(0), photons=1e5, read_noise=0.0, offset=100,
+                                 levels=40.0)
+    assert counts.max() - 100 == 40 and len(np.unique(counts)) <= 41
+    expected = fl.expected_counts(fl.bin_pixels(hr, 2) / 4, 1, k)  # the LR's expectation from the returned k
+    assert np.abs(counts - expected).max() <= 0.5 + 4 * np.sqrt(1e5) / (1e5 / 40)  # rounding and shot noise
+
+
+def test_saturated_scenes_give_flat_tops_in_both_the_input_and_the_target():
+    nuclei = fl.simulate_hr((400, 400), np.random.default_rng(3), "nuclei")
+    lr, hr = microscopy_pairs(4, 32, 2, np.random.default_rng(4), real=[("nuclei", nuclei)], real_fraction=1.0,
+                              saturated_fraction=1.0, clean_fraction=1.0, context=1)
+    for a, b in zip(lr, hr):
+        top = b.max()
+        assert (b >= top - 1e-6).sum() >= 4  # clipped: several target pixels share the maximum
+        assert a.max() <= top + 0.05  # the camera saw the same clipped scene
+
+
 # ----------------------------------------------------------------------------------------------- pairs
 
 
@@ -119,6 +140,21 @@ def test_pairs_can_mix_real_images():
     real = [("spots", relative_intensity(fl.simulate_hr((200, 200), np.random.default_rng(0), "puncta")))]
     lr, hr = microscopy_pairs(3, 16, 4, np.random.default_rng(1), real=real, real_fraction=1.0)
     assert lr.shape == (3, 16, 16, 1) and hr.shape == (3, 64, 64, 1)
+
+
+def test_pairs_can_draw_on_photographs_and_a_bright_field_never_saturates_the_camera():
+    # A bright photograph (most of it at relative intensity 1, as a sky) at the clean photon level: a
+    # saturated camera would leave the LR flat and the target unrecoverable (values far outside 0-1).
+    sky = np.ones((400, 400, 3), np.uint8) * 250
+    sky[::7] = 10
+    photos = photo_luminance([("sky", sky)])
+    assert photos[0][1].dtype == np.float32 and photos[0][1].ndim == 2
+    lr, hr = microscopy_pairs(6, 16, 4, np.random.default_rng(2), photos=photos, photo_fraction=1.0,
+                              clean_fraction=1.0)
+    assert lr.shape == (6, 16, 16, 1) and hr.shape == (6, 64, 64, 1)
+    assert 0.5 < lr.max() < 1.5 and hr.max() < 3  # the percentile map of an unsaturated LR
+    counts, _ = fl.microscope_lr(photos[0][1], 4, np.random.default_rng(0), photons=1e6, avoid_saturation=True)
+    assert counts.max() < 65535
 
 
 # ----------------------------------------------------------------------------------------------- degradation

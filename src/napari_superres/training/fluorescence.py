@@ -25,6 +25,7 @@ KINDS = ("filaments", "puncta", "nuclei", "membranes")
 PHOTONS = (20.0, 5000.0)  # photons per LR pixel at the brightest structures (drawn log-uniformly)
 READ_NOISE = (0.5, 3.0)  # camera read noise sigma, counts (sCMOS / cooled CCD range)
 OFFSET = 100  # camera baseline, counts
+SATURATION_MARGIN = 0.9  # the brightest expected count at most this share of the camera's range above the offset
 
 
 # ----------------------------------------------------------------------------------------------- optics
@@ -205,21 +206,36 @@ def draw_log_uniform(rng, lo_hi) -> float:
 
 
 def microscope_lr(hr: np.ndarray, scale: int, rng: np.random.Generator, *, photons=PHOTONS,
-                  read_noise=READ_NOISE, offset: int = OFFSET, dtype=np.uint16):
+                  read_noise=READ_NOISE, offset: int = OFFSET, dtype=np.uint16, avoid_saturation: bool = False,
+                  levels=None):
     """The camera image of ``hr`` (relative intensity, brightest structures near 1): integer counts.
 
     A photon level ``p`` is drawn log-uniformly in ``photons`` (a number: fixed): an LR pixel fully covered by
     a structure of intensity 1 collects ``p`` photons on average. Then shot noise (Poisson), read noise
-    (Gaussian, sigma drawn in ``read_noise``), ``offset``, rounding and clipping to ``dtype``.
-    Returns ``(counts, p)``: the clean expectation of a count is ``offset + p * mean of the HR block``.
+    (Gaussian, sigma drawn in ``read_noise``), ``offset``, rounding and clipping to ``dtype``. With
+    ``avoid_saturation``, ``p`` is lowered where it would saturate the camera, as a microscopist sets the
+    exposure (for training pairs: a saturated pixel has no recoverable target). ``levels`` (a number, or a
+    range drawn log-uniformly): the camera's gain puts the brightest pixel this many counts above the offset,
+    so a bright, clean image can still have few grey levels (an 8-bit camera, a low-gain setting); None: one
+    count per photon.
+    Returns ``(counts, k)``: the clean expectation of a count is ``offset + k * mean of the HR block`` (``k``:
+    counts per unit of intensity, the photon level over the gain).
     """
     p = draw_log_uniform(rng, photons if np.ndim(photons) else (photons, photons))
-    expected = bin_pixels(np.clip(hr, 0, None), scale) * (p / scale**2)
+    binned = bin_pixels(np.clip(hr, 0, None), scale) / scale**2
+    info = np.iinfo(dtype)
+    peak = float(binned.max())
+    if avoid_saturation and peak > 0:  # exposed as a microscopist exposes: the brightest pixel below saturation
+        p = min(p, SATURATION_MARGIN * (info.max - offset) / peak)
+    expected = binned * p
     counts = rng.poisson(expected).astype(np.float64)
+    gain = 1.0
+    if levels is not None and peak > 0:
+        gain = max(1.0, p * peak / draw_log_uniform(rng, levels if np.ndim(levels) else (levels, levels)))
+        counts /= gain
     sigma = rng.uniform(*read_noise) if np.ndim(read_noise) else float(read_noise)
     counts += rng.normal(0.0, sigma, counts.shape) + offset
-    info = np.iinfo(dtype)
-    return np.clip(np.rint(counts), info.min, info.max).astype(dtype), p
+    return np.clip(np.rint(counts), info.min, info.max).astype(dtype), p / gain
 
 
 def expected_counts(hr: np.ndarray, scale: int, photons: float, offset: int = OFFSET) -> np.ndarray:

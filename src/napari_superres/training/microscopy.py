@@ -37,6 +37,8 @@ from . import fluorescence as fl
 NUCLEAR_SPLIT = 672  # columns of nuclear.png: training to the left, validation to the right
 CONTEXT = 2  # the simulated field is this many patches wide: the percentiles see more than the patch
 CLEAN_PHOTONS = 1e5  # "clean" pairs: binning and quantisation with almost no shot noise (bright samples)
+CLEAN_LEVELS = (30.0, 60000.0)  # their brightest pixel this many counts above the offset (camera gain, bit depth)
+SATURATED = (97.0, 99.9)  # a saturated scene: clipped at a percentile drawn in this range, as a detector clips
 
 
 def _package_file(package: str, *parts: str) -> Path | None:
@@ -93,6 +95,15 @@ def training_images(stellarium_dir=None, *, min_side: int = 512, limit: int | No
     return out
 
 
+def photo_luminance(photos) -> list:
+    """RGB photographs (``[(name, uint8 HxWx3)]``) as relative intensity of their luminance (BT.601)."""
+    out = []
+    for name, rgb in photos:
+        y = np.asarray(rgb, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        out.append((name, relative_intensity(y)))
+    return out
+
+
 def stellarium_images(folder, *, min_side: int = 512, limit: int | None = None) -> list:
     from PIL import Image
 
@@ -127,9 +138,10 @@ def _crop(field: np.ndarray, side: int, rng) -> np.ndarray:
 
 
 def camera_pair(hr: np.ndarray, scale: int, rng, *, photons=fl.PHOTONS, read_noise=fl.READ_NOISE,
-                percentiles=DEFAULT_PERCENTILES) -> tuple:
+                percentiles=DEFAULT_PERCENTILES, levels=None) -> tuple:
     """(LR, HR) of one HR field as the model sees them: both through the LR counts' percentile map."""
-    counts, p = fl.microscope_lr(hr, scale, rng, photons=photons, read_noise=read_noise)
+    counts, p = fl.microscope_lr(hr, scale, rng, photons=photons, read_noise=read_noise, avoid_saturation=True,
+                                 levels=levels)
     target = fl.expected_counts(hr[: counts.shape[0] * scale, : counts.shape[1] * scale], scale, p)
     lo, hi = np.percentile(counts, percentiles)
     span = hi - lo if hi > lo else 1.0
@@ -137,29 +149,40 @@ def camera_pair(hr: np.ndarray, scale: int, rng, *, photons=fl.PHOTONS, read_noi
 
 
 def microscopy_pairs(n: int, lr_patch: int, scale: int, rng: np.random.Generator, *, fields=None,
-                     real=(), real_fraction: float = 0.3, clean_fraction: float = 0.25, photons=fl.PHOTONS,
+                     real=(), real_fraction: float = 0.3, photos=(), photo_fraction: float = 0.0,
+                     clean_fraction: float = 0.25, saturated_fraction: float = 0.0, photons=fl.PHOTONS,
                      read_noise=fl.READ_NOISE,
                      percentiles=DEFAULT_PERCENTILES, context: int = CONTEXT) -> tuple:
     """A batch of normalised pairs: LR float32 ``(n, lr_patch, lr_patch, 1)``, HR ``(n, lr_patch*scale, ...)``.
 
     Each pair comes from a real image of ``real`` (``[(name, relative intensity)]``, chance
-    ``real_fraction``), else from ``fields`` (a pool of simulated HR fields, :func:`simulated_fields`), else
+    ``real_fraction``), or from a photograph's luminance of ``photos`` (same form, chance ``photo_fraction``:
+    fine detail of every size below the binned pixel, which neither the simulation nor smooth nuclei have),
+    else from ``fields`` (a pool of simulated HR fields, :func:`simulated_fields`), else
     from a field simulated now. A field of ``context`` patches per side goes through the camera (at
     ``CLEAN_PHOTONS`` for a share ``clean_fraction`` of the pairs: a model must also sharpen bright, clean
-    data without smoothing its texture away); the pair is a random patch of it (grid aligned), after a
-    random flip or quarter turn.
+    data without smoothing its texture away; their camera's gain leaves between 30 and 60,000 grey levels,
+    ``CLEAN_LEVELS``); a share ``saturated_fraction`` of the scenes is clipped at a high percentile first, as
+    a detector clips a scene too bright for it (the reference then holds the same flat tops). The pair is a
+    random patch of it (grid aligned), after a random flip or quarter turn.
     """
     side = lr_patch * scale * context
     lrs, hrs = [], []
     for _ in range(n):
-        if real and rng.random() < real_fraction:
+        source = rng.random()
+        if real and source < real_fraction:
             field = _crop(real[int(rng.integers(len(real)))][1], side, rng)
+        elif photos and source < real_fraction + photo_fraction:
+            field = _crop(photos[int(rng.integers(len(photos)))][1], side, rng)
         elif fields:
             field = _crop(fields[int(rng.integers(len(fields)))], side, rng)
         else:
             field = fl.simulate_hr((side, side), rng)
-        level = CLEAN_PHOTONS if rng.random() < clean_fraction else photons
-        lr, hr = camera_pair(field, scale, rng, photons=level, read_noise=read_noise, percentiles=percentiles)
+        if rng.random() < saturated_fraction:
+            field = np.minimum(field, np.percentile(field, rng.uniform(*SATURATED)))
+        clean = rng.random() < clean_fraction
+        lr, hr = camera_pair(field, scale, rng, photons=CLEAN_PHOTONS if clean else photons, read_noise=read_noise,
+                             percentiles=percentiles, levels=CLEAN_LEVELS if clean else None)
         y0, x0 = (int(v) for v in rng.integers(0, lr.shape[0] - lr_patch + 1, size=2))
         lrs.append(lr[y0 : y0 + lr_patch, x0 : x0 + lr_patch])
         hrs.append(hr[y0 * scale : (y0 + lr_patch) * scale, x0 * scale : (x0 + lr_patch) * scale])
