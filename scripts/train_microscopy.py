@@ -33,6 +33,8 @@ from train_zoo import (DEFAULT_CORPUS, EDSR_CPU, build, cpu_machine, resume_from
                        train_for_budget, training_policy, training_record, warm_start)
 from zoo_data import add_extra_corpus_option, load_corpus  # noqa: E402
 
+from napari_superres.training.microscopy import MIX  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "src" / "napari_superres" / "models" / "weights"
 RUNS = REPO / "runs" / "microscopy"
@@ -45,8 +47,6 @@ ZOO = [
     ("fluo-edsr-x4", "edsr", 4, EDSR_CPU, 15, "edsr-x4"),
 ]
 LR_PATCH, BATCH, POOL = 48, 16, 150  # POOL simulated fields, cropped at random
-# Where pairs come from (the rest: simulated fields) and the share through an almost noise-free camera
-MIX = {"real_fraction": 0.2, "photo_fraction": 0.4, "clean_fraction": 0.7, "saturated_fraction": 0.1}
 PHOTO_START_LR = 0.25  # a model folded from a photo model is refined, not retrained: a gentler learning rate
 
 

@@ -161,30 +161,34 @@ def batches(source, scale, batch, p, seed, workers=4, length=2000):
     return Batches()
 
 
-def _microscopy_chunk(seed, n, scale, lr_patch, nuclear, clean_fraction):
-    """``n`` microscopy pairs from a fresh pool of simulated fields and the real training image (in a worker)."""
-    from napari_superres.training.microscopy import (CONTEXT, microscopy_pairs, simulated_fields,
+def _microscopy_chunk(seed, n, scale, lr_patch, data):
+    """``n`` microscopy pairs from a fresh pool of simulated fields, the real training image and the packed
+    photos' luminance (in a worker), mixed as the CPU trainer mixes them (``training.microscopy.MIX``)."""
+    from napari_superres.training.microscopy import (CONTEXT, microscopy_pairs, photo_luminance, simulated_fields,
                                                      training_images)
 
     rng = np.random.default_rng(seed)
     fields = simulated_fields(8, 3 * lr_patch * scale * CONTEXT // 2, seed)
-    return microscopy_pairs(n, lr_patch, scale, rng, fields=fields, real=training_images(nuclear=nuclear),
-                            clean_fraction=clean_fraction)
+    photos = sorted((Path(data) / "photos").glob("*.webp"))
+    picked = [photos[i] for i in rng.choice(len(photos), size=min(8, len(photos)), replace=False)] if photos else []
+    luminance = photo_luminance([(f.name, np.asarray(Image.open(f).convert("RGB"))) for f in picked])
+    return microscopy_pairs(n, lr_patch, scale, rng, fields=fields, photos=luminance,
+                            real=training_images(nuclear=Path(data) / "microscopy" / "nuclear.png"))
 
 
 class MicroscopyPairs:
-    """Normalised LR/HR pairs of fluorescence through a camera (``training/microscopy.py``: simulated structures
-    and the left half of the real nuclear.png, percentile map of the LR on both), drawn with flips and rotations
+    """Normalised LR/HR pairs of fluorescence through a camera (``training/microscopy.py``: simulated structures,
+    the left half of the real nuclear.png and the photos' luminance, percentile map of the LR on both), drawn with flips and rotations
     from a pool made once per scale by parallel processes: a pair costs milliseconds to simulate, and the
     accelerator must not wait. Validation: the held-out right half of nuclear.png, LR by binning alone."""
 
     channels = 1
 
-    def __init__(self, data: Path, pool: int = 16000, lr_patch: int = 48, clean_fraction: float = 0.4):
-        self.nuclear = Path(data) / "microscopy" / "nuclear.png"
+    def __init__(self, data: Path, pool: int = 16000, lr_patch: int = 48):
+        self.data, self.nuclear = Path(data), Path(data) / "microscopy" / "nuclear.png"
         if not self.nuclear.is_file():
             raise SystemExit(f"no {self.nuclear}: run scripts/device/pack.py with mahotas installed")
-        self.pool, self.lr_patch, self.clean_fraction = pool, lr_patch, clean_fraction
+        self.pool, self.lr_patch = pool, lr_patch
         self._pairs = {}
 
     def pairs(self, scale):
@@ -195,8 +199,8 @@ class MicroscopyPairs:
             chunk = 250
             jobs = [(scale * 1000 + i, min(chunk, self.pool - i * chunk)) for i in range(-(-self.pool // chunk))]
             with ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn")) as ex:
-                parts = list(ex.map(_microscopy_chunk, *zip(*[(s, n, scale, self.lr_patch, self.nuclear,
-                                                                self.clean_fraction) for s, n in jobs])))
+                parts = list(ex.map(_microscopy_chunk, *zip(*[(s, n, scale, self.lr_patch, self.data)
+                                                              for s, n in jobs])))
             self._pairs[scale] = tuple(np.concatenate(a) for a in zip(*parts))
         return self._pairs[scale]
 

@@ -39,6 +39,9 @@ CONTEXT = 2  # the simulated field is this many patches wide: the percentiles se
 CLEAN_PHOTONS = 1e5  # "clean" pairs: binning and quantisation with almost no shot noise (bright samples)
 CLEAN_LEVELS = (30.0, 60000.0)  # their brightest pixel this many counts above the offset (camera gain, bit depth)
 SATURATED = (97.0, 99.9)  # a saturated scene: clipped at a percentile drawn in this range, as a detector clips
+# Where the shipped models' pairs come from (the rest: simulated fields), and the shares of clean and saturated
+# pairs: the defaults of microscopy_pairs, for the CPU and GPU training scripts alike.
+MIX = {"real_fraction": 0.2, "photo_fraction": 0.4, "clean_fraction": 0.7, "saturated_fraction": 0.1}
 
 
 def _package_file(package: str, *parts: str) -> Path | None:
@@ -149,8 +152,9 @@ def camera_pair(hr: np.ndarray, scale: int, rng, *, photons=fl.PHOTONS, read_noi
 
 
 def microscopy_pairs(n: int, lr_patch: int, scale: int, rng: np.random.Generator, *, fields=None,
-                     real=(), real_fraction: float = 0.3, photos=(), photo_fraction: float = 0.0,
-                     clean_fraction: float = 0.25, saturated_fraction: float = 0.0, photons=fl.PHOTONS,
+                     real=(), real_fraction: float = MIX["real_fraction"], photos=(),
+                     photo_fraction: float = MIX["photo_fraction"], clean_fraction: float = MIX["clean_fraction"],
+                     saturated_fraction: float = MIX["saturated_fraction"], photons=fl.PHOTONS,
                      read_noise=fl.READ_NOISE,
                      percentiles=DEFAULT_PERCENTILES, context: int = CONTEXT) -> tuple:
     """A batch of normalised pairs: LR float32 ``(n, lr_patch, lr_patch, 1)``, HR ``(n, lr_patch*scale, ...)``.
