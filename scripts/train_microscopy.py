@@ -95,9 +95,12 @@ def data_text(real, photos) -> str:
 
 def degradation_text() -> str:
     from napari_superres.training.fluorescence import OFFSET, PHOTONS, READ_NOISE
+    from napari_superres.training.microscopy import CLEAN_LEVELS, CLEAN_PHOTONS, SATURATED
 
-    return (f"camera: area binning, Poisson shot noise ({PHOTONS[0]:g}-{PHOTONS[1]:g} photons), read noise (sigma "
-            f"{READ_NOISE[0]:g}-{READ_NOISE[1]:g}), offset {OFFSET}, uint16 counts")
+    return (f"camera: area binning, Poisson shot noise ({PHOTONS[0]:g}-{PHOTONS[1]:g} photons; clean pairs "
+            f"{CLEAN_PHOTONS:g}, their gain leaving {CLEAN_LEVELS[0]:g}-{CLEAN_LEVELS[1]:g} grey levels), read noise "
+            f"(sigma {READ_NOISE[0]:g}-{READ_NOISE[1]:g}), offset {OFFSET}, uint16 counts exposed below "
+            f"saturation; saturated scenes clipped at their {SATURATED[0]:g}-{SATURATED[1]:g}th percentile")
 
 
 def describe(name, arch, scale, options, training):
