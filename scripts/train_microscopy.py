@@ -146,6 +146,7 @@ def train_one(name, arch, scale, options, minutes, init, data, out_dir, seed=0, 
         print(f"{name}: resuming at step {state['steps']}", flush=True)
     elif resume and (before := resume_from_shipped(model, name, arch, options, out_dir)) is not None:
         state.update(before=before, init=name)
+        lr = (before.get("runs") or [before])[-1].get("learning_rate", lr)  # the schedule it was trained with
         print(f"{name}: going on from the shipped model ({before.get('steps', 0)} steps)", flush=True)
     elif init:
         source = load_model(WEIGHTS / f"{init}.keras")

@@ -201,3 +201,25 @@ def test_a_light_model_takes_a_photo_whole_where_a_heavy_one_is_tiled_in_the_sam
     # A 2048x2048 slice is tiled for both; the light model batches more windows per call.
     big = {k: tile_plan(2048, 2048, m, UpscaleOptions()) for k, m in (("light", light), ("heavy", heavy))}
     assert big["light"].window == big["heavy"].window and big["light"].batch_size > big["heavy"].batch_size
+
+
+def test_dask_and_out_of_core_blocks_plan_the_windows_the_in_memory_run_plans(gray_model):
+    from napari_superres.engine.distributed import ModelHandle
+    from napari_superres.engine.options import UpscaleOptions
+    from napari_superres.engine.predictor import tile_plan
+
+    handle = ModelHandle(gray_model)  # what Dask workers and the out-of-core path carry
+    assert handle.working_floats == gray_model.working_floats
+    for side in (300, 768, 2000):
+        assert tile_plan(side, side, handle, UpscaleOptions()) == tile_plan(side, side, gray_model, UpscaleOptions())
+
+
+def test_a_nested_models_footprint_is_unknown_rather_than_its_outer_layers(rgb_model):
+    import keras
+
+    from napari_superres.models.graph import working_floats_per_pixel
+
+    inp = keras.Input((None, None, 3))
+    outer = keras.Model(inp, rgb_model.keras_model(keras.layers.Rescaling(1.0)(inp)))
+    assert working_floats_per_pixel(rgb_model.keras_model) > 0
+    assert working_floats_per_pixel(outer) is None  # its inner layers are not walked: no guess

@@ -53,7 +53,7 @@ class ModelHandle:
     fixed_size) are available without loading.
     """
 
-    _ATTRS = ("name", "scale", "channels", "overlap", "multiple", "normalization", "fixed_size")
+    _ATTRS = ("name", "scale", "channels", "overlap", "multiple", "normalization", "fixed_size", "working_floats")
 
     def __init__(self, model):
         self._model = model

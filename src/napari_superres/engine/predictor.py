@@ -21,9 +21,9 @@ from .tta import tta_predict
 __all__ = ["as_srmodel", "default_tile", "pixels_per_call", "tile_plan", "upscale_batches", "model_predict", "bicubic_alpha"]
 
 # One model call works on about CALL_PIXELS low-resolution pixels (a whole slice, or a batch of at most
-# MAX_BATCH windows of DEFAULT_TILE): for a model that holds REFERENCE_FLOATS values per pixel at its widest
-# step (EDSR at x2), about 0.8 GB. A lighter model gets proportionally more pixels per call: fewer tiles,
-# less overlap computed twice, the same memory.
+# MAX_BATCH windows of DEFAULT_TILE); for a model that holds REFERENCE_FLOATS values per pixel at its widest
+# step (EDSR at x2) that is 0.54 GB of them. A lighter model gets proportionally more pixels per call, up to
+# the same memory: fewer tiles, less overlap computed twice. A heavier one keeps CALL_PIXELS.
 CALL_PIXELS = 512 * 512
 REFERENCE_FLOATS = 512
 DEFAULT_TILE = 256

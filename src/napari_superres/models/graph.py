@@ -32,13 +32,16 @@ def node_shapes(model, input_shape, keep=None) -> list:
 def working_floats_per_pixel(model) -> float | None:
     """Values held at the model's widest step, per input pixel: the largest sum of one layer's inputs and
     output (what a call needs at least at once, besides the weights). None when the model's graph cannot be
-    walked symbolically (a subclassed model, a layer without a symbolic form)."""
+    walked symbolically (a subclassed model, a layer without a symbolic form) or holds a nested model (whose
+    inner layers this walk does not see)."""
+    import keras
+
     try:
         channels = model.inputs[0].shape[-1]
         shapes = node_shapes(model, (1, PROBE_SIDE, PROBE_SIDE, channels))
     except Exception:
         return None
-    if not shapes:
+    if not shapes or any(isinstance(op, keras.Model) for op, _, _ in shapes):
         return None
     widest = max(sum(int(np.prod(s)) for s in inputs) + int(np.prod(output)) for _, inputs, output in shapes)
     return widest / PROBE_SIDE**2

@@ -54,7 +54,8 @@ class SRModel:
         return self._working_floats[0]
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Run the model in inference mode on a float32 NHWC batch; returns (N, H*s, W*s, C) float32.
+        """Run the model in inference mode on a float32 NHWC batch; returns (N, H*s, W*s, C) float32, possibly
+        read-only (a view of the backend's result: copy it before writing into it).
 
         ``predict_on_batch`` keeps one compiled function per model (TensorFlow retraces once for a new shape
         and then generalises; JAX compiles once per tile shape), so repeated calls with tiles are cheap.

@@ -215,7 +215,8 @@ def microscope_lr(hr: np.ndarray, scale: int, rng: np.random.Generator, *, photo
     (Gaussian, sigma drawn in ``read_noise``), ``offset``, rounding and clipping to ``dtype``. With
     ``avoid_saturation``, ``p`` is lowered where it would saturate the camera, as a microscopist sets the
     exposure (for training pairs: a saturated pixel has no recoverable target). ``levels`` (a number, or a
-    range drawn log-uniformly): the camera's gain puts the brightest pixel this many counts above the offset,
+    range drawn log-uniformly): the camera's gain puts the brightest pixel at most this many counts above the
+    offset (never below one count per photon),
     so a bright, clean image can still have few grey levels (an 8-bit camera, a low-gain setting); None: one
     count per photon.
     Returns ``(counts, k)``: the clean expectation of a count is ``offset + k * mean of the HR block`` (``k``:

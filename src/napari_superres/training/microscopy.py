@@ -165,7 +165,7 @@ def microscopy_pairs(n: int, lr_patch: int, scale: int, rng: np.random.Generator
     else from ``fields`` (a pool of simulated HR fields, :func:`simulated_fields`), else
     from a field simulated now. A field of ``context`` patches per side goes through the camera (at
     ``CLEAN_PHOTONS`` for a share ``clean_fraction`` of the pairs: a model must also sharpen bright, clean
-    data without smoothing its texture away; their camera's gain leaves between 30 and 60,000 grey levels,
+    data without smoothing its texture away; their camera's gain leaves at most 30 to 60,000 grey levels,
     ``CLEAN_LEVELS``); a share ``saturated_fraction`` of the scenes is clipped at a high percentile first, as
     a detector clips a scene too bright for it (the reference then holds the same flat tops). The pair is a
     random patch of it (grid aligned), after a random flip or quarter turn.
