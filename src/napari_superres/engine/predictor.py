@@ -18,7 +18,8 @@ from .options import NO_CONTROL, RunControl, UpscaleOptions
 from .tiling import TilePlan, plan_tiles, run_tiles
 from .tta import tta_predict
 
-__all__ = ["as_srmodel", "default_tile", "pixels_per_call", "tile_plan", "upscale_batches", "model_predict", "bicubic_alpha"]
+__all__ = ["as_srmodel", "default_tile", "pixels_per_call", "tile_plan", "upscale_batches", "model_predict",
+           "bicubic_alpha"]
 
 # One model call works on about CALL_PIXELS low-resolution pixels (a whole slice, or a batch of at most
 # MAX_BATCH windows of DEFAULT_TILE); for a model that holds REFERENCE_FLOATS values per pixel at its widest

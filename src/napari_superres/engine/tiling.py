@@ -192,8 +192,8 @@ def run_tiles(
     place their cores; returns N x (y1-y0)*s x (x1-x0)*s x C_out float32, or of the dtype ``finish`` returns.
 
     ``finish`` (element-wise, any dtype out) maps each core, strip by strip, before it is placed: the
-    caller's last step done while the values are in cache, and the output allocated in its final dtype (a quarter of the float32
-    buffer for 8-bit data).
+    caller's last step done while the values are in cache, and the output allocated in its final dtype (a
+    quarter of the float32 buffer for 8-bit data).
 
     ``images`` (N x h x w x C float32) is the whole image (the defaults) or a region of it: its first pixel
     is image pixel ``origin``, it holds every pixel the windows of ``core`` read (``plan.source_span``), and
