@@ -72,18 +72,25 @@ def fold_photo_model(model, photo):
     return copied
 
 
-def data_source(scale, stellarium, photo_files, seed):
-    """The pool of simulated fields, the real fluorescence and the photographs' luminance."""
-    from napari_superres.training.microscopy import CONTEXT, photo_luminance, simulated_fields, training_images
+def real_sources(stellarium, photo_files):
+    """The real fluorescence and the photographs' luminance: the same for every scale."""
+    from napari_superres.training.microscopy import photo_luminance, training_images
+
+    real = training_images(stellarium)
+    photos = photo_luminance([(f"photo {i}", img) for i, img in enumerate(photo_files)])
+    print(f"real: {', '.join(n for n, _ in real[:3])}{' ...' if len(real) > 3 else ''} ({len(real)}); "
+          f"photographs: {len(photos)}", flush=True)
+    return real, photos
+
+
+def simulated_pool(scale, seed):
+    """The pool of simulated fields, sized for this scale's patches."""
+    from napari_superres.training.microscopy import CONTEXT, simulated_fields
 
     t0 = time.perf_counter()
     fields = simulated_fields(POOL, 3 * LR_PATCH * scale * CONTEXT // 2, seed)
-    real = training_images(stellarium)
-    photos = photo_luminance([(f"photo {i}", img) for i, img in enumerate(photo_files)])
-    print(f"data: {len(fields)} simulated fields in {time.perf_counter() - t0:.0f} s; real: "
-          f"{', '.join(n for n, _ in real[:3])}{' ...' if len(real) > 3 else ''} ({len(real)}); "
-          f"photographs: {len(photos)}", flush=True)
-    return fields, real, photos
+    print(f"data: {len(fields)} simulated fields in {time.perf_counter() - t0:.0f} s", flush=True)
+    return fields
 
 
 def data_text(real, photos) -> str:
@@ -216,13 +223,14 @@ def main(argv=None):
     wanted = set(args.only.split(",")) if args.only else None
     args.out.mkdir(parents=True, exist_ok=True)
     photo_files = load_corpus(args.corpus, args.extra_corpus)[0] if args.corpus.is_dir() else []
+    real, photos = real_sources(args.stellarium, photo_files)
     mix = {k: v for k, v in (("clean_fraction", args.clean_fraction), ("photo_fraction", args.photo_fraction))
            if v is not None}
     data = {}
     for name, arch, scale, options, minutes, init in ZOO:
         if wanted is None or name in wanted:
             if scale not in data:
-                data[scale] = data_source(scale, args.stellarium, photo_files, seed=0)
+                data[scale] = (simulated_pool(scale, seed=0), real, photos)
             train_one(name, arch, scale, options, minutes * args.time_scale, init, data[scale], args.out,
                       resume=not args.fresh, mix=mix)
 

@@ -83,10 +83,11 @@ def tile_plan(height: int, width: int, srm, options: UpscaleOptions) -> TilePlan
     paths all take their plan from here, so they cut the same windows in the same batches."""
     fixed = tuple(srm.fixed_size) if getattr(srm, "fixed_size", None) else None
     overlap = int(srm.overlap if options.overlap is None else options.overlap)
+    call_pixels = pixels_per_call(srm)
     if fixed is not None:
         core = max(fixed) - 2 * overlap  # only used as an upper bound; the window is the fixed size
     else:
-        core = default_tile(height, width, pixels_per_call(srm)) if options.tile is None else int(options.tile)
+        core = default_tile(height, width, call_pixels) if options.tile is None else int(options.tile)
         if core <= 0:  # 0: no tiling, one window covers the image
             core = max(height, width)
     plan = plan_tiles(
@@ -94,7 +95,7 @@ def tile_plan(height: int, width: int, srm, options: UpscaleOptions) -> TilePlan
         multiple=max(1, int(getattr(srm, "multiple", 1) or 1)), batch_size=options.batch_size or 1, window=fixed,
     )
     if options.batch_size is None:
-        per_call = max(1, min(MAX_BATCH, pixels_per_call(srm) // (plan.window[0] * plan.window[1])))
+        per_call = max(1, min(MAX_BATCH, call_pixels // (plan.window[0] * plan.window[1])))
         plan = replace(plan, batch_size=per_call)
     return plan
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..engine.normalize import DEFAULT_PERCENTILES
 from . import fluorescence as fl
+from .folders import luminance
 
 NUCLEAR_SPLIT = 672  # columns of nuclear.png: training to the left, validation to the right
 CONTEXT = 2  # the simulated field is this many patches wide: the percentiles see more than the patch
@@ -100,11 +101,7 @@ def training_images(stellarium_dir=None, *, min_side: int = 512, limit: int | No
 
 def photo_luminance(photos) -> list:
     """RGB photographs (``[(name, uint8 HxWx3)]``) as relative intensity of their luminance (BT.601)."""
-    out = []
-    for name, rgb in photos:
-        y = np.asarray(rgb, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        out.append((name, relative_intensity(y)))
-    return out
+    return [(name, relative_intensity(luminance(rgb)[..., 0])) for name, rgb in photos]
 
 
 def stellarium_images(folder, *, min_side: int = 512, limit: int | None = None) -> list:
