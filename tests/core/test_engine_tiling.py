@@ -198,9 +198,34 @@ def test_a_light_model_takes_a_photo_whole_where_a_heavy_one_is_tiled_in_the_sam
     for key, model in (("light", light), ("heavy", heavy)):
         plan = plans[key]
         assert plan.batch_size * plan.window[0] * plan.window[1] * model.working_floats <= budget
-    # A 2048x2048 slice is tiled for both; the light model batches more windows per call.
+    # A 2048x2048 slice is tiled for both; the light model's windows are larger, so it needs fewer of them.
     big = {k: tile_plan(2048, 2048, m, UpscaleOptions()) for k, m in (("light", light), ("heavy", heavy))}
-    assert big["light"].window == big["heavy"].window and big["light"].batch_size > big["heavy"].batch_size
+    windows = {k: len(plan.rows) * len(plan.cols) for k, plan in big.items()}
+    assert 1 < windows["light"] < windows["heavy"]
+    for key, model in (("light", light), ("heavy", heavy)):
+        plan = big[key]
+        assert plan.batch_size * plan.window[0] * plan.window[1] * model.working_floats <= budget
+
+
+def _computed_pixels(plan):
+    return len(plan.rows) * len(plan.cols) * plan.window[0] * plan.window[1]
+
+
+def test_the_default_windows_fit_one_call_and_compute_less_than_fixed_tiles():
+    from napari_superres.engine.options import UpscaleOptions
+    from napari_superres.engine.predictor import pixels_per_call, tile_plan
+
+    model = _Footprint(float(512), overlap=8)
+    model.multiple = 4
+    for height, width in ((600, 600), (768, 768), (1000, 3000), (2048, 2048), (37, 5000)):
+        plan = tile_plan(height, width, model, UpscaleOptions())
+        fixed = tile_plan(height, width, model, UpscaleOptions(tile=256))
+        assert plan.window[0] * plan.window[1] <= pixels_per_call(model)
+        assert plan.window[0] % 4 == 0 and plan.window[1] % 4 == 0
+        assert _computed_pixels(plan) < _computed_pixels(fixed), (height, width)
+        # The cores cover the padded image without gaps.
+        assert plan.rows[0][1] == 0 and plan.rows[-1][2] == plan.padded[0]
+        assert plan.cols[0][1] == 0 and plan.cols[-1][2] == plan.padded[1]
 
 
 def test_dask_and_out_of_core_blocks_plan_the_windows_the_in_memory_run_plans(gray_model):

@@ -77,7 +77,9 @@ def _speed_table(r, cfg) -> list:
 
 
 def _tiling_table(t) -> list:
-    out = ["", f"TILING AND MEMORY: {t['model']} on a {t['input']} photo (uint8, through the engine), tile {t['tile']}; "
+    cut = f"tile {t['tile']}" if t.get("tile") else "the engine's default windows"
+    cut += f" ({t['windows']})" if "windows" in t else ""
+    out = ["", f"TILING AND MEMORY: {t['model']} on a {t['input']} photo (uint8, through the engine), {cut}; "
             f"max |tiled - whole| = {t['max_abs_diff']} grey levels ({100 * t['differing_pixels']:.3f}% of values differ)"]
     out += text_table(
         ("mode", "seconds", "CPU s", "out MP/s", "time ratio", "peak RSS MB", "above model MB"),

@@ -16,16 +16,19 @@ def tiling_section(srm, config: BenchConfig) -> dict:
     (interleaved calls in this process), largest difference, and peak resident memory, each mode in a fresh
     process (earlier work would otherwise leave its buffers in the allocator and blur the figure)."""
     from ..engine.api import upscale
-    from ..engine.predictor import DEFAULT_TILE
+    from ..engine.options import UpscaleOptions
+    from ..engine.predictor import tile_plan
 
-    side, tile = config.large, config.tile or DEFAULT_TILE
+    side, tile = config.large, config.tile  # None: the engine's default windows, as a user gets them
     lr = photo_crop(side)
     if srm.channels == 1:
         from ..training.metrics import rgb_to_y
 
         lr = np.clip(np.rint(rgb_to_y(lr)), 0, 255).astype(np.uint8)
-    log(f"tiling: {srm.name} on {side}x{side}, tile {tile} against whole image")
-    result = {"model": srm.name, "scale": srm.scale, "input": f"{side}x{side}", "tile": tile}
+    plan = tile_plan(side, side, srm, UpscaleOptions(tile=tile))
+    windows = f"{len(plan.rows) * len(plan.cols)} windows of {plan.window[0]}x{plan.window[1]}"
+    log(f"tiling: {srm.name} on {side}x{side}, {windows}, against whole image")
+    result = {"model": srm.name, "scale": srm.scale, "input": f"{side}x{side}", "tile": tile, "windows": windows}
     outputs, calls = {}, {}
     for mode, t in (("tiled", tile), ("whole", 0)):
         calls[mode] = lambda t=t: upscale(lr, srm, tile=t, precision="float32")

@@ -40,7 +40,7 @@ def add_parser(subparsers):
                    help="side of the photo the speed section also upscales through napari_superres.upscale "
                         "(default 768; quick 96; 0: skip)")
     p.add_argument("--large", type=int, help="side of the tiling/memory input in LR pixels (default 1024)")
-    p.add_argument("--tile", type=int, help="tile of the tiling section, LR pixels (default: the engine's, 256)")
+    p.add_argument("--tile", type=int, help="tile of the tiling section, LR pixels (default: the engine's windows)")
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                    help="arithmetic of the speed section (bfloat16: Keras mixed_bfloat16)")
     p.add_argument("--jit", action="store_true", help="XLA jit_compile in the speed section")

@@ -63,7 +63,8 @@ def add_parser(subparsers):
         type=_non_negative_int,
         metavar="N",
         help="tile size in input pixels; 0: the whole image at once (default: the whole image when it fits "
-        "one model call: 512x512 for edsr-x2, more for lighter models; else 256)",
+        "one model call: 512x512 for edsr-x2, more for lighter models; else the fewest-pixel windows of one call "
+        "each)",
     )
     p.add_argument(
         "--overlap", type=_non_negative_int, metavar="N", help="context pixels per tile side (default: the model's)"

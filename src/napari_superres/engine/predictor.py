@@ -15,19 +15,18 @@ from ..errors import ModelError
 from .axes import ChannelPlan, fold_channels, unfold_channels
 from .normalize import Normalizer
 from .options import NO_CONTROL, RunControl, UpscaleOptions
-from .tiling import TilePlan, plan_tiles, run_tiles
+from .tiling import TilePlan, cheapest_tile, plan_tiles, run_tiles
 from .tta import tta_predict
 
-__all__ = ["as_srmodel", "default_tile", "pixels_per_call", "tile_plan", "upscale_batches", "model_predict",
+__all__ = ["as_srmodel", "pixels_per_call", "tile_plan", "upscale_batches", "model_predict",
            "bicubic_alpha"]
 
-# One model call works on about CALL_PIXELS low-resolution pixels (a whole slice, or a batch of at most
-# MAX_BATCH windows of DEFAULT_TILE); for a model that holds REFERENCE_FLOATS values per pixel at its widest
+# One model call works on about CALL_PIXELS low-resolution pixels (a whole slice, or windows of a larger one,
+# batched up to MAX_BATCH); for a model that holds REFERENCE_FLOATS values per pixel at its widest
 # step (EDSR at x2) that is 0.54 GB of them. A lighter model gets proportionally more pixels per call, up to
 # the same memory: fewer tiles, less overlap computed twice. A heavier one keeps CALL_PIXELS.
 CALL_PIXELS = 512 * 512
 REFERENCE_FLOATS = 512
-DEFAULT_TILE = 256
 MAX_BATCH = 16
 
 
@@ -45,13 +44,6 @@ def pixels_per_call(srm) -> int:
     the reference (a model whose footprint is unknown gets CALL_PIXELS)."""
     floats = getattr(srm, "working_floats", None)
     return int(CALL_PIXELS * max(1.0, REFERENCE_FLOATS / floats)) if floats else CALL_PIXELS
-
-
-def default_tile(height: int, width: int, call_pixels: int = CALL_PIXELS) -> int:
-    """The whole image when it fits one call, else DEFAULT_TILE."""
-    if height * width <= call_pixels:
-        return max(height, width)
-    return DEFAULT_TILE
 
 
 def _replicated(predict: Callable) -> Callable:
@@ -83,16 +75,19 @@ def tile_plan(height: int, width: int, srm, options: UpscaleOptions) -> TilePlan
     paths all take their plan from here, so they cut the same windows in the same batches."""
     fixed = tuple(srm.fixed_size) if getattr(srm, "fixed_size", None) else None
     overlap = int(srm.overlap if options.overlap is None else options.overlap)
+    multiple = max(1, int(getattr(srm, "multiple", 1) or 1))
     call_pixels = pixels_per_call(srm)
     if fixed is not None:
         core = max(fixed) - 2 * overlap  # only used as an upper bound; the window is the fixed size
+    elif options.tile is None:  # the whole image if it fits one call, else the windows that compute least
+        core = cheapest_tile(height, width, call_pixels, overlap, multiple)
     else:
-        core = default_tile(height, width, call_pixels) if options.tile is None else int(options.tile)
+        core = int(options.tile)
         if core <= 0:  # 0: no tiling, one window covers the image
             core = max(height, width)
     plan = plan_tiles(
         height, width, scale=int(srm.scale), tile=core, overlap=overlap,
-        multiple=max(1, int(getattr(srm, "multiple", 1) or 1)), batch_size=options.batch_size or 1, window=fixed,
+        multiple=multiple, batch_size=options.batch_size or 1, window=fixed,
     )
     if options.batch_size is None:
         per_call = max(1, min(MAX_BATCH, call_pixels // (plan.window[0] * plan.window[1])))

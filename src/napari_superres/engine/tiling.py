@@ -38,6 +38,44 @@ def padded_length(length: int, multiple: int = 1, minimum: int = 1) -> int:
     return int(math.ceil(target / multiple) * multiple)
 
 
+def _split_axis(n_blocks: int, core: int, ov: int) -> Tuple[int, int]:
+    """(window size, window count), in blocks, of an axis of ``n_blocks`` cut into balanced cores of at most
+    ``core`` blocks with ``ov`` blocks of context on each side."""
+    if n_blocks <= core + 2 * ov:
+        return n_blocks, 1
+    n = int(math.ceil((n_blocks - 2 * ov) / core))
+    return int(math.ceil((n_blocks - 2 * ov) / n)) + 2 * ov, n
+
+
+def cheapest_tile(height: int, width: int, window_pixels: int, overlap: int, multiple: int = 1) -> Tuple[int, int]:
+    """The core tile (rows, columns) for an image of ``height`` x ``width`` whose windows each hold at most
+    ``window_pixels`` pixels (context included) and together the fewest: the context around every core is
+    computed twice, so a few large windows cost less than many small ones. The whole image when it fits."""
+    m = max(1, int(multiple))
+    hb, wb = padded_length(height, m) // m, padded_length(width, m) // m
+    ov, budget = int(math.ceil(overlap / m)), max(1, int(window_pixels) // (m * m))
+    best = None  # (pixels computed, windows, core rows, core columns), in blocks
+    for rows_wanted in range(1, hb + 1):
+        core_h = hb if rows_wanted == 1 else int(math.ceil(max(1, hb - 2 * ov) / rows_wanted))
+        wh, rows = _split_axis(hb, core_h, ov)
+        widest = budget // wh
+        if wb <= widest:
+            ww, cols, core_w = wb, 1, wb
+        elif widest > 2 * ov:
+            core_w = widest - 2 * ov
+            ww, cols = _split_axis(wb, core_w, ov)
+        else:
+            continue  # windows this tall cannot be narrow enough: cut the rows finer
+        candidate = (rows * wh * cols * ww, rows * cols, core_h, core_w)
+        best = candidate if best is None or candidate[:2] < best[:2] else best
+        # One column of windows: more rows only add context. Far flatter windows than square never win.
+        if cols == 1 or 4 * wh * wh < budget:
+            break
+    if best is None:  # not even a one-block core fits: the smallest windows there are
+        return m, m
+    return best[2] * m, best[3] * m
+
+
 def plan_axis(length: int, tile: int, overlap: int, multiple: int = 1, window: Optional[int] = None):
     """Windows along one axis of (already padded) ``length``.
 
@@ -63,12 +101,7 @@ def plan_axis(length: int, tile: int, overlap: int, multiple: int = 1, window: O
         ov = min(ov, (w - 1) // 2)  # keep a core of at least one block
         n = 1 if w == n_blocks else int(math.ceil((n_blocks - 2 * ov) / (w - 2 * ov)))
     else:
-        core = max(1, int(tile) // m)
-        if n_blocks <= core + 2 * ov:
-            w, n = n_blocks, 1
-        else:
-            n = int(math.ceil((n_blocks - 2 * ov) / core))
-            w = int(math.ceil((n_blocks - 2 * ov) / n)) + 2 * ov
+        w, n = _split_axis(n_blocks, max(1, int(tile) // m), ov)
     if n == 1:
         return length, [(0, 0, length)]  # one window covers the axis
     starts = [(i * (n_blocks - w)) // (n - 1) for i in range(n)]
