@@ -41,9 +41,9 @@ RUNS = REPO / "runs" / "microscopy"
 
 # name, architecture, scale, builder options, minutes, warm start from (fast: espcn; quality: a small EDSR)
 ZOO = [
-    ("fluo-espcn-x2", "espcn", 2, {}, 6, None),
+    ("fluo-espcn-x2", "espcn", 2, {}, 10, "espcn-x2"),
     ("fluo-edsr-x2", "edsr", 2, EDSR_CPU, 15, "edsr-x2"),
-    ("fluo-espcn-x4", "espcn", 4, {}, 8, None),
+    ("fluo-espcn-x4", "espcn", 4, {}, 10, "espcn-x4"),
     ("fluo-edsr-x4", "edsr", 4, EDSR_CPU, 15, "edsr-x4"),
 ]
 LR_PATCH, BATCH, POOL = 48, 16, 150  # POOL simulated fields, cropped at random
@@ -53,8 +53,9 @@ PHOTO_START_LR = 0.25  # a model folded from a photo model is refined, not retra
 def fold_photo_model(model, photo):
     """Give the one-channel ``model`` the weights of the RGB ``photo`` model of the same architecture, folded so
     that it computes exactly what the photo model does on a grey image fed as three equal channels with its
-    three outputs averaged (the head's kernels summed over their inputs, the tail's averaged over their outputs;
-    the bicubic skip is the same for equal channels). Returns the number of layers copied."""
+    three outputs averaged: a kernel that reads the three input channels is summed over them, one that writes
+    them (3 outputs, or 3 per sub-pixel position ahead of a pixel shuffle, colour fastest) is averaged over
+    them; the bicubic skip is the same for equal channels. Returns the number of layers copied."""
     copied = 0
     for layer in model.layers:
         try:
@@ -63,11 +64,14 @@ def fold_photo_model(model, photo):
             continue
         if not weights:
             continue
-        if layer.name == "head":
-            weights = [weights[0].sum(axis=2, keepdims=True), weights[1]]
-        elif layer.name == "tail":
-            weights = [weights[0].mean(axis=3, keepdims=True), weights[1].mean(keepdims=True)]
-        layer.set_weights(weights)
+        kernel, bias = weights[0], weights[1:]
+        shape = tuple(layer.get_weights()[0].shape)
+        if kernel.ndim == 4 and kernel.shape[2] == 3 * shape[2]:  # reads the image's channels
+            kernel = kernel.sum(axis=2, keepdims=True)
+        if kernel.ndim == 4 and kernel.shape[3] == 3 * shape[3]:  # writes them
+            kernel = kernel.reshape(*kernel.shape[:3], shape[3], 3).mean(axis=4)
+            bias = [b.reshape(shape[3], 3).mean(axis=1) for b in bias]
+        layer.set_weights([kernel, *bias])
         copied += 1
     return copied
 

@@ -245,3 +245,22 @@ def test_cli_refuses_the_microscope_degradation_with_range_normalisation(tmp_pat
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "percentile" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("arch, scale, options", [("edsr", 2, {"n_blocks": 1, "n_feats": 8}), ("espcn", 4, {"n_feats": 8})])
+def test_a_photo_model_folded_to_one_channel_computes_what_it_computes_on_grey(arch, scale, options):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from train_microscopy import fold_photo_model
+
+    from napari_superres.models.registry import build_model
+
+    rng = np.random.default_rng(0)
+    photo, grey = build_model(arch, scale, 3, **options), build_model(arch, scale, 1, **options)
+    photo.set_weights([rng.normal(0, 0.2, w.shape).astype(np.float32) for w in photo.get_weights()])
+    assert fold_photo_model(grey, photo) >= 2
+    image = rng.random((1, 20, 24, 1), np.float32)
+    expected = photo.predict_on_batch(np.repeat(image, 3, axis=-1)).mean(axis=-1, keepdims=True)
+    np.testing.assert_allclose(grey.predict_on_batch(image), expected, atol=1e-5)

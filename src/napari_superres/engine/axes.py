@@ -192,3 +192,8 @@ def unfold_channels(y: np.ndarray, plan: ChannelPlan, n: int, alpha_up: Optional
     if alpha_up is not None:
         y = np.concatenate([y, alpha_up.astype(y.dtype, copy=False)], axis=-1)
     return y
+
+
+def luminance(x: np.ndarray) -> np.ndarray:
+    """BT.601 luma of an (..., 3) array, as (..., 1), in the input's value range (float32)."""
+    return (np.asarray(x, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]

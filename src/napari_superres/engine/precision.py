@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..models.precision import PRECISIONS, with_precision
+from .axes import luminance
 
 CHOICES = ("auto",) + PRECISIONS
 ENV = "NAPARI_SUPERRES_PRECISION"
@@ -122,8 +123,7 @@ def probe_input(channels: int) -> np.ndarray:
 
     img = np.asarray(data.astronaut())[100 : 100 + PROBE_SIDE, 160 : 160 + PROBE_SIDE].astype(np.float32) / 255
     if channels == 1:
-        img = img @ np.array([0.299, 0.587, 0.114], np.float32)
-        img = img[..., None]
+        img = luminance(img)
     return img[None]
 
 

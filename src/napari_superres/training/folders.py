@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..engine.axes import make_layout, to_batches
+from ..engine.axes import luminance, make_layout, to_batches
 from ..engine.normalize import Normalizer, fit_normalizer
 from ..errors import InputError
 from ..io.images import IMAGE_SUFFIXES, list_images, read_image
@@ -54,11 +54,6 @@ def to_slices(data: np.ndarray, axes: Optional[str] = None) -> np.ndarray:
         n, h, w, c = x.shape
         x = x.transpose(0, 3, 1, 2).reshape(n * c, h, w, 1)
     return x
-
-
-def luminance(x: np.ndarray) -> np.ndarray:
-    """BT.601 luma of an (..., 3) array, as (..., 1), in the input's value range (float32)."""
-    return (np.asarray(x, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
 
 
 @dataclass

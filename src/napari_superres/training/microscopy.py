@@ -33,7 +33,7 @@ import numpy as np
 
 from ..engine.normalize import DEFAULT_PERCENTILES
 from . import fluorescence as fl
-from .folders import luminance
+from ..engine.axes import luminance
 
 NUCLEAR_SPLIT = 672  # columns of nuclear.png: training to the left, validation to the right
 CONTEXT = 2  # the simulated field is this many patches wide: the percentiles see more than the patch

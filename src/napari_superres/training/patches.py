@@ -14,7 +14,8 @@ from collections import OrderedDict
 import numpy as np
 
 from .degrade import Degradation, degrade, margin, renormalise
-from .folders import ImageFile, luminance, normalizer_of, read_slices
+from ..engine.axes import luminance
+from .folders import ImageFile, normalizer_of, read_slices
 
 CACHE_BYTES = 1 << 30
 

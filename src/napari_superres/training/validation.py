@@ -21,7 +21,8 @@ from ..errors import InputError
 from . import metrics
 from .config import DEGRADATIONS
 from .degrade import Degradation, degrade
-from .folders import PERCENTILES, ImageFile, luminance, normalizer_of, read_slices
+from ..engine.axes import luminance
+from .folders import PERCENTILES, ImageFile, normalizer_of, read_slices
 
 SEED = 12345  # the validation LR is the same every epoch and every run
 
