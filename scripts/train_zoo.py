@@ -25,7 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
-from zoo_data import PatchPairs, add_extra_corpus_option, load_corpus  # noqa: E402
+from zoo_data import CURVE_IMAGES, PatchPairs, add_extra_corpus_option, load_corpus, validation_crops  # noqa: E402
 
 from napari_superres.models.registry import SPAN_FAST  # noqa: E402
 
@@ -163,11 +163,23 @@ def cpu_machine() -> str:
     return f"{cpu_info()[0] or 'CPU'}, {os.cpu_count()} cores"
 
 
-def train_for_budget(name, model, state, budget, next_batch, learning_rate, ckpt, state_file, max_steps=None):
+def train_for_budget(name, model, state, budget, next_batch, learning_rate, ckpt, state_file, max_steps=None,
+                     validate=None):
     """Train the compiled ``model`` on ``next_batch()`` until ``state["seconds"]`` of training reach ``budget`` (or
     ``state["steps"]`` reach ``max_steps``), at ``learning_rate(fraction of the budget)``; a line every 50 steps, a
-    checkpoint (weights and ``state``, so an interrupted run resumes) every 2 minutes and at the end."""
+    checkpoint (weights and ``state``, so an interrupted run resumes) every 2 minutes and at the end, each with
+    ``validate(model)`` added to ``state["curve"]`` as ``[steps, score]`` when given (time outside training)."""
     losses, last_save = [], time.perf_counter()
+
+    def checkpoint():
+        if validate is not None and (not state.get("curve") or state["curve"][-1][0] != state["steps"]):
+            state.setdefault("curve", []).append([state["steps"], validate(model)])
+            print(f"{name}: step {state['steps']} validation {state['curve'][-1][1]:.2f}", flush=True)
+        model.save_weights(ckpt)
+        state_file.write_text(json.dumps(state))
+
+    if validate is not None and not state.get("curve"):
+        checkpoint()  # where this run starts
     while state["seconds"] < budget and (max_steps is None or state["steps"] < max_steps):
         model.optimizer.learning_rate.assign(learning_rate(state["seconds"] / budget))
         t0 = time.perf_counter()
@@ -178,11 +190,9 @@ def train_for_budget(name, model, state, budget, next_batch, learning_rate, ckpt
             print(f"{name}: step {state['steps']} loss {np.mean(losses[-50:]):.4f} "
                   f"{state['seconds'] / 60:.1f}/{budget / 60:g} min", flush=True)
         if time.perf_counter() - last_save > 120:
-            model.save_weights(ckpt)
-            state_file.write_text(json.dumps(state))
+            checkpoint()
             last_save = time.perf_counter()
-    model.save_weights(ckpt)
-    state_file.write_text(json.dumps(state))
+    checkpoint()
 
 
 def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0, resume=True, weights_dir=WEIGHTS):
@@ -208,12 +218,16 @@ def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0
         print(f"{name}: {copied} layers warm-started from {init}", flush=True)
 
     model.compile(optimizer=keras.optimizers.Adam(2e-4), loss="mae", jit_compile=False)
-    data, rng = PatchPairs(train_imgs), np.random.default_rng(seed + state["steps"])
+    data, rng = PatchPairs(train_imgs, validation_crops(val)), np.random.default_rng(seed + state["steps"])
     train_for_budget(name, model, state, minutes * 60.0, lambda: data.batch(scale, BATCH, LR_PATCH, rng),
-                     lambda fraction: 2e-4 if fraction <= 0.75 else 5e-5, ckpt, state_file)
+                     lambda fraction: 2e-4 if fraction <= 0.75 else 5e-5, ckpt, state_file,
+                     validate=data.validator(scale))
+    before_steps = int((state.get("before") or {}).get("steps", 0))  # the curve is against total steps
     run = {"machine": cpu_machine(), "steps": state["steps"], "batch": BATCH,
            "lr_patch": LR_PATCH, "loss": "L1", "minutes": round(state["seconds"] / 60, 1), "precision": policy,
-           "warm_start": init if state.get("before") is None else name}
+           "warm_start": init if state.get("before") is None else name,
+           "curve": [[steps + before_steps, psnr] for steps, psnr in state.get("curve", [])],
+           "curve_images": CURVE_IMAGES["photo"]}
     data = (f"{len(train_imgs)} real photographs, long side 2040 px (../shared/data/make_corpus.py, "
             f"scripts/make_corpus_extra.py), bicubic x{scale} degradation")
     training = training_record(state.get("before"), run, data)

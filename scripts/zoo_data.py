@@ -77,6 +77,39 @@ def load_packed(data: Path):
     return train, val
 
 
+VAL_SIDE = 480  # validation crops during training: a multiple of 2, 3 and 4
+CURVE_IMAGES = {
+    "photo": "validation PSNR-Y on 8 crops (480x480) of the held-out photos, against total steps",
+    "microscopy": "validation PSNR on the held-out real fluorescence (LR by binning), against total steps",
+}
+
+
+def centre(img, frac):
+    """The centre of ``img``, ``frac`` of its height and width (at least VAL_SIDE of each)."""
+    h, w = img.shape[:2]
+    ch, cw = min(h, max(VAL_SIDE, round(h * frac))), min(w, max(VAL_SIDE, round(w * frac)))
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return img[y : y + ch, x : x + cw]
+
+
+def most_detailed(img, side=VAL_SIDE, step=120):
+    """The ``side`` x ``side`` crop of ``img`` with the most gradient."""
+    g = np.asarray(img, np.float32).mean(axis=-1)
+    grad = np.abs(np.diff(g, axis=0))[:, :-1] + np.abs(np.diff(g, axis=1))[:-1, :]
+    best = max(((grad[y : y + side, x : x + side].mean(), y, x) for y in range(0, grad.shape[0] - side, step)
+                for x in range(0, grad.shape[1] - side, step)))
+    return img[best[1] : best[1] + side, best[2] : best[2] + side]
+
+
+def validation_crops(val):
+    """[(name, crop)]: the centre and the most detailed VAL_SIDE crop of each held-out photo, the images a
+    training run's validation curve is measured on (CURVE_IMAGES["photo"])."""
+    crops = []
+    for name, img in val:
+        crops += [(Path(name).stem + "-centre", centre(img, 0)), (Path(name).stem + "-detail", most_detailed(img))]
+    return crops
+
+
 def augment(a, b, k):
     """One of the 8 flips/rotations (k in 0..7) applied alike to a pair of (..., H, W, C) arrays."""
     a, b = np.rot90(a, k % 4, axes=(-3, -2)), np.rot90(b, k % 4, axes=(-3, -2))

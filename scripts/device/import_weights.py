@@ -19,13 +19,7 @@ from pathlib import Path
 SCRIPTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCRIPTS))
 from train_zoo import DEFAULT_CORPUS, WEIGHTS, finish_model, training_record  # noqa: E402
-from zoo_data import load_corpus  # noqa: E402
-
-
-CURVE_IMAGES = {
-    "photo": "validation PSNR-Y on 8 crops (480x480) of the held-out photos, against total steps",
-    "microscopy": "validation PSNR on the held-out real fluorescence (LR by binning), against total steps",
-}
+from zoo_data import CURVE_IMAGES, load_corpus  # noqa: E402
 
 
 def trained_weights(run_dir: Path, name: str):

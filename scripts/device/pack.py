@@ -27,13 +27,12 @@ from PIL import Image
 SCRIPTS = Path(__file__).resolve().parents[1]
 REPO = SCRIPTS.parent
 sys.path.insert(0, str(SCRIPTS))
-from zoo_data import add_extra_corpus_option, extra_photos, load_corpus  # noqa: E402
+from zoo_data import add_extra_corpus_option, centre, extra_photos, load_corpus, validation_crops  # noqa: E402
 
 DEFAULT_CORPUS = Path.home() / ".cache" / "napari-superres-corpus"
 # What Keras needs beyond the GPU machine's own packages (it has numpy, h5py, ml-dtypes, rich, absl-py, packaging).
 WHEELS = ["keras", "namex", "optree", "platformdirs"]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
-VAL_SIDE = 480
 MIN_FRAC = 0.5  # the smallest share of each side a packed photo keeps
 
 
@@ -48,21 +47,6 @@ def download_wheels(dest: Path):
 def save_webp(array, path: Path) -> int:
     Image.fromarray(array).save(path, format="WEBP", lossless=True, quality=80, method=4)
     return path.stat().st_size
-
-
-def centre(img, frac):
-    h, w = img.shape[:2]
-    ch, cw = min(h, max(VAL_SIDE, round(h * frac))), min(w, max(VAL_SIDE, round(w * frac)))
-    y, x = (h - ch) // 2, (w - cw) // 2
-    return img[y : y + ch, x : x + cw]
-
-
-def most_detailed(img, side=VAL_SIDE, step=120):
-    g = np.asarray(img, np.float32).mean(axis=-1)
-    grad = np.abs(np.diff(g, axis=0))[:, :-1] + np.abs(np.diff(g, axis=1))[:-1, :]
-    best = max(((grad[y : y + side, x : x + side].mean(), y, x) for y in range(0, grad.shape[0] - side, step)
-                for x in range(0, grad.shape[1] - side, step)))
-    return img[best[1] : best[1] + side, best[2] : best[2] + side]
 
 
 def fair_order(groups):
@@ -88,9 +72,8 @@ def main(argv=None):
         d.mkdir(parents=True, exist_ok=True)
         for f in d.glob("*.webp"):
             f.unlink()
-    for name, img in val:
-        save_webp(centre(img, 0), vals / (Path(name).stem + "-centre.webp"))
-        save_webp(most_detailed(img), vals / (Path(name).stem + "-detail.webp"))
+    for name, crop in validation_crops(val):
+        save_webp(crop, vals / f"{name}.webp")
     from napari_superres.training.microscopy import nuclear_file
 
     nuclear = nuclear_file()
