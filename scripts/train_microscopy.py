@@ -30,8 +30,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from train_zoo import (DEFAULT_CORPUS, EDSR_CPU, build, cpu_machine, resume_from_shipped,  # noqa: E402
-                       train_for_budget, training_policy, training_record, warm_start)
-from zoo_data import add_extra_corpus_option, load_corpus  # noqa: E402
+                       total_steps_curve, train_for_budget, training_policy, training_record, warm_start)
+from zoo_data import CURVE_IMAGES, add_extra_corpus_option, load_corpus, microscopy_validator  # noqa: E402
 
 from napari_superres.training.microscopy import MIX  # noqa: E402
 
@@ -176,10 +176,12 @@ def train_one(name, arch, scale, options, minutes, init, data, out_dir, seed=0, 
     train_for_budget(name, model, state, minutes * 60.0,
                      lambda: microscopy_pairs(BATCH, LR_PATCH, scale, rng, fields=fields, real=real, photos=photos,
                                               **mix),
-                     lambda fraction: lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * fraction))), ckpt, state_file)
+                     lambda fraction: lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * fraction))), ckpt, state_file,
+                     validate=microscopy_validator(scale))
     run = {"machine": cpu_machine(), "steps": state["steps"], "batch": BATCH, "lr_patch": LR_PATCH, "loss": "L1",
            "learning_rate": lr, "minutes": round(state["seconds"] / 60, 1), "precision": policy,
-           "warm_start": state.get("init"), **mix}
+           "warm_start": state.get("init"), **mix,
+           "curve": total_steps_curve(state), "curve_images": CURVE_IMAGES["microscopy"]}
     training = {**training_record(state.get("before"), run, data_text(real, photos)),
                 "script": "scripts/train_microscopy.py"}
     return finish_model(name, arch, scale, options, model.get_weights(), training, out_dir)

@@ -195,6 +195,12 @@ def train_for_budget(name, model, state, budget, next_batch, learning_rate, ckpt
     checkpoint()
 
 
+def total_steps_curve(state) -> list:
+    """The run's validation curve (``state["curve"]``) against the model's total steps, earlier runs included."""
+    before = int((state.get("before") or {}).get("steps", 0))
+    return [[steps + before, score] for steps, score in state.get("curve", [])]
+
+
 def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0, resume=True, weights_dir=WEIGHTS):
     import keras
 
@@ -222,12 +228,10 @@ def train_one(name, arch, scale, options, minutes, init, train_imgs, val, seed=0
     train_for_budget(name, model, state, minutes * 60.0, lambda: data.batch(scale, BATCH, LR_PATCH, rng),
                      lambda fraction: 2e-4 if fraction <= 0.75 else 5e-5, ckpt, state_file,
                      validate=data.validator(scale))
-    before_steps = int((state.get("before") or {}).get("steps", 0))  # the curve is against total steps
     run = {"machine": cpu_machine(), "steps": state["steps"], "batch": BATCH,
            "lr_patch": LR_PATCH, "loss": "L1", "minutes": round(state["seconds"] / 60, 1), "precision": policy,
            "warm_start": init if state.get("before") is None else name,
-           "curve": [[steps + before_steps, psnr] for steps, psnr in state.get("curve", [])],
-           "curve_images": CURVE_IMAGES["photo"]}
+           "curve": total_steps_curve(state), "curve_images": CURVE_IMAGES["photo"]}
     data = (f"{len(train_imgs)} real photographs, long side 2040 px (../shared/data/make_corpus.py, "
             f"scripts/make_corpus_extra.py), bicubic x{scale} degradation")
     training = training_record(state.get("before"), run, data)

@@ -110,6 +110,23 @@ def validation_crops(val):
     return crops
 
 
+def microscopy_validator(scale, nuclear=None):
+    """model -> mean PSNR of a one-channel model on the held-out real fluorescence (the right half of
+    nuclear.png; ``nuclear``: its path, default mahotas' own), LR by binning alone (CURVE_IMAGES["microscopy"])."""
+    from napari_superres.models.loading import SRModel
+    from napari_superres.training.microscopy import validation_images
+    from napari_superres.training.validation import microscopy_scores
+
+    images = validation_images(nuclear)
+
+    def validate(model):
+        srm = SRModel(name="training", path=None, keras_model=model, scale=scale, channels=1,
+                      normalization={"mode": "percentile", "low": 2.0, "high": 99.8})
+        return round(microscopy_scores(srm, images)["mean"]["psnr"], 3)
+
+    return validate
+
+
 def augment(a, b, k):
     """One of the 8 flips/rotations (k in 0..7) applied alike to a pair of (..., H, W, C) arrays."""
     a, b = np.rot90(a, k % 4, axes=(-3, -2)), np.rot90(b, k % 4, axes=(-3, -2))
@@ -245,19 +262,7 @@ class MicroscopyPairs:
         return np.ascontiguousarray(a), np.ascontiguousarray(b)
 
     def validator(self, scale):
-        """model -> mean PSNR of the model on the held-out real images, LR by binning alone."""
-        from napari_superres.models.loading import SRModel
-        from napari_superres.training.microscopy import validation_images
-        from napari_superres.training.validation import microscopy_scores
-
-        images = validation_images(self.nuclear)
-
-        def validate(model):
-            srm = SRModel(name="training", path=None, keras_model=model, scale=scale, channels=1,
-                          normalization={"mode": "percentile", "low": 2.0, "high": 99.8})
-            return round(microscopy_scores(srm, images)["mean"]["psnr"], 3)
-
-        return validate
+        return microscopy_validator(scale, self.nuclear)
 
     def sequence(self, scale, batch, p, seed, workers=4):
         self.pairs(scale)  # made before training starts, not inside the first step
