@@ -45,7 +45,7 @@ ZOO = [
     ("edsr-x4", "edsr", 4, EDSR_CPU, 15, "edsr-x2"),
     ("espcn-x3", "espcn", 3, {}, 6, None),
     ("edsr-x3", "edsr", 3, EDSR_CPU, 12, "edsr-x2"),
-    ("span-fast-x2", "span", 2, SPAN_FAST, 60, None),
+    ("span-fast-x2", "span", 2, SPAN_FAST, 80, None),
 ]
 LR_PATCH, BATCH = 48, 16
 
