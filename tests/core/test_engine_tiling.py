@@ -226,6 +226,11 @@ def test_the_default_windows_fit_one_call_and_compute_less_than_fixed_tiles():
         # The cores cover the padded image without gaps.
         assert plan.rows[0][1] == 0 and plan.rows[-1][2] == plan.padded[0]
         assert plan.cols[0][1] == 0 and plan.cols[-1][2] == plan.padded[1]
+    # An overlap so wide that windows of one call would be mostly context: never more work than fixed tiles.
+    for overlap in (200, 256, 400):
+        options = UpscaleOptions(overlap=overlap)
+        plan, fixed = tile_plan(2000, 2000, model, options), tile_plan(2000, 2000, model, options.replace(tile=256))
+        assert _computed_pixels(plan) <= _computed_pixels(fixed)
 
 
 def test_dask_and_out_of_core_blocks_plan_the_windows_the_in_memory_run_plans(gray_model):

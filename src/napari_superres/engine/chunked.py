@@ -180,6 +180,7 @@ def upscale_file(
         "model": handle.key,
         "axes": job.axes,
         "tile": options.tile,
+        "windows": [*job.tiles.window, len(job.tiles.rows), len(job.tiles.cols)],  # what "tile": None resolved to
         "overlap": options.overlap,
         "tta": bool(options.tta),
         "batch_size": options.batch_size,

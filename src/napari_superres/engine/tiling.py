@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import Cancelled, ModelError
 
 Predict = Callable[[np.ndarray], np.ndarray]
+FALLBACK_TILE = 256  # core side when windows of one call would be mostly context (a very wide overlap)
 STRIP_BYTES = 1 << 20  # a prediction is mapped to its output in strips of about this size (they stay in cache)
 Size2 = Union[int, Sequence[int]]
 
@@ -50,12 +51,17 @@ def _split_axis(n_blocks: int, core: int, ov: int) -> Tuple[int, int]:
 def cheapest_tile(height: int, width: int, window_pixels: int, overlap: int, multiple: int = 1) -> Tuple[int, int]:
     """The core tile (rows, columns) for an image of ``height`` x ``width`` whose windows each hold at most
     ``window_pixels`` pixels (context included) and together the fewest: the context around every core is
-    computed twice, so a few large windows cost less than many small ones. The whole image when it fits."""
+    computed twice, so a few large windows cost less than many small ones. The whole image when it fits.
+    Cores of FALLBACK_TILE are taken instead (windows over the limit) when they compute fewer pixels: with an
+    overlap so wide that windows of one call would be mostly context."""
     m = max(1, int(multiple))
     hb, wb = padded_length(height, m) // m, padded_length(width, m) // m
     ov, budget = int(math.ceil(overlap / m)), max(1, int(window_pixels) // (m * m))
-    best = None  # (pixels computed, windows, core rows, core columns), in blocks
-    for rows_wanted in range(1, hb + 1):
+    fallback = max(1, FALLBACK_TILE // m)
+    (fh, fy), (fw, fx) = _split_axis(hb, fallback, ov), _split_axis(wb, fallback, ov)
+    best = (fy * fh * fx * fw, fy * fx, fallback, fallback)  # (pixels computed, windows, core rows, core columns)
+    tallest = budget // (2 * ov + 1)  # a window taller than this has no room left for a core in width
+    for rows_wanted in range(1, hb + 1 if tallest > 2 * ov else 1):
         core_h = hb if rows_wanted == 1 else int(math.ceil(max(1, hb - 2 * ov) / rows_wanted))
         wh, rows = _split_axis(hb, core_h, ov)
         widest = budget // wh
@@ -67,12 +73,10 @@ def cheapest_tile(height: int, width: int, window_pixels: int, overlap: int, mul
         else:
             continue  # windows this tall cannot be narrow enough: cut the rows finer
         candidate = (rows * wh * cols * ww, rows * cols, core_h, core_w)
-        best = candidate if best is None or candidate[:2] < best[:2] else best
+        best = min(best, candidate, key=lambda c: c[:2])
         # One column of windows: more rows only add context. Far flatter windows than square never win.
         if cols == 1 or 4 * wh * wh < budget:
             break
-    if best is None:  # not even a one-block core fits: the smallest windows there are
-        return m, m
     return best[2] * m, best[3] * m
 
 

@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..engine.axes import luminance, make_layout, to_batches
+from ..engine.axes import make_layout, to_batches
 from ..engine.normalize import Normalizer, fit_normalizer
 from ..errors import InputError
 from ..io.images import IMAGE_SUFFIXES, list_images, read_image
