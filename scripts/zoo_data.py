@@ -230,7 +230,8 @@ class MicroscopyPairs:
     """Normalised LR/HR pairs of fluorescence through a camera (``training/microscopy.py``: simulated structures,
     the left half of the real nuclear.png and the photos' luminance, percentile map of the LR on both), drawn
     with flips and rotations from a pool made once per scale by parallel processes: a pair costs milliseconds
-    to simulate, and the accelerator must not wait. Validation: the held-out right half of nuclear.png, LR by binning alone."""
+    to simulate, and the accelerator must not wait. Validation: the held-out right half of nuclear.png, LR by
+    binning alone."""
 
     channels = 1
 

@@ -247,7 +247,8 @@ def test_cli_refuses_the_microscope_degradation_with_range_normalisation(tmp_pat
     assert not out.exists()
 
 
-@pytest.mark.parametrize("arch, scale, options", [("edsr", 2, {"n_blocks": 1, "n_feats": 8}), ("espcn", 4, {"n_feats": 8})])
+@pytest.mark.parametrize("arch, scale, options",
+                         [("edsr", 2, {"n_blocks": 1, "n_feats": 8}), ("espcn", 4, {"n_feats": 8})])
 def test_a_photo_model_folded_to_one_channel_computes_what_it_computes_on_grey(arch, scale, options):
     import sys
     from pathlib import Path

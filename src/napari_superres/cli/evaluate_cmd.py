@@ -28,7 +28,8 @@ def add_parser(subparsers):
     p.add_argument("--scale", type=int, help="check that the model upscales by this factor")
     p.add_argument("--degradation", choices=DEGRADATIONS, default="bicubic", help="how LR is made (default: bicubic)")
     p.add_argument("--tile", type=int,
-                   help="tile size in LR pixels (default: whole image when it fits one model call, else windows of one call each)")
+                   help="tile size in LR pixels (default: whole image when it fits one model call, else windows "
+                        "of one call each)")
     p.add_argument("--limit", type=int, help="evaluate at most this many images (stack slices count)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="cpu hides all GPUs")

@@ -48,7 +48,8 @@ def upscale(data, model, options: Optional[UpscaleOptions] = None, *, progress=N
       - ``axes``: napari-order axes string (``YX``, ``YXC``, ``CYX``, ``ZYX``, ``TZYX``...); inferred when
         None (see ``axes.infer_axes``). Channels follow the policy in ``engine/axes.py``.
       - ``tile``: core tile size in input pixels (None: the whole image when it fits one call, else windows
-        of one call each, cut so that the least context is computed twice; 0: the whole image); ``overlap``: context pixels per tile side (None: the model's own ``overlap``).
+        of one call each, cut so that the least context is computed twice; 0: the whole image); ``overlap``:
+        context pixels per tile side (None: the model's own ``overlap``).
       - ``tta``: x8 self-ensemble (8 times slower). ``batch_size``: windows per model call (None: one call's
         worth of pixels: 512x512 for EDSR-x2, more for lighter models; see ``engine/predictor.py``).
       - ``normalization``: None (the model's), ``"range"``, ``"percentile"``, a dict, or a fitted

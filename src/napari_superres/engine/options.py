@@ -31,7 +31,8 @@ class UpscaleOptions:
 
     - ``axes``: the data's axes in napari order (``YX``, ``YXC``, ``TZYX``...); None: inferred.
     - ``tile``: core tile size in input pixels (None: the whole image when it fits one call, else windows
-      of one call each, cut so that the least context is computed twice; 0: the whole image). ``overlap``: context pixels per tile side (None: the model's own).
+      of one call each, cut so that the least context is computed twice; 0: the whole image). ``overlap``:
+      context pixels per tile side (None: the model's own).
     - ``tta``: x8 self-ensemble. ``batch_size``: windows per model call (None: 512x512 pixels a call for EDSR-x2,
       more for lighter models).
     - ``normalization``: None (the model's), ``"range"``, ``"percentile"``, a dict, or a fitted

@@ -60,8 +60,10 @@ def cheapest_tile(height: int, width: int, window_pixels: int, overlap: int, mul
     fallback = max(1, FALLBACK_TILE // m)
     (fh, fy), (fw, fx) = _split_axis(hb, fallback, ov), _split_axis(wb, fallback, ov)
     best = (fy * fh * fx * fw, fy * fx, fallback, fallback)  # (pixels computed, windows, core rows, core columns)
-    tallest = budget // (2 * ov + 1)  # a window taller than this has no room left for a core in width
-    for rows_wanted in range(1, hb + 1 if tallest > 2 * ov else 1):
+    # Windows taller than this leave no room for a core in width; when even the shortest are, nothing fits.
+    tallest = budget // (2 * ov + 1)
+    rows_to_try = range(1, hb + 1) if tallest > 2 * ov else ()
+    for rows_wanted in rows_to_try:
         core_h = hb if rows_wanted == 1 else int(math.ceil(max(1, hb - 2 * ov) / rows_wanted))
         wh, rows = _split_axis(hb, core_h, ov)
         widest = budget // wh
