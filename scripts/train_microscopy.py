@@ -44,7 +44,7 @@ ZOO = [
     ("fluo-espcn-x2", "espcn", 2, {}, 10, "espcn-x2"),
     ("fluo-edsr-x2", "edsr", 2, EDSR_CPU, 15, "edsr-x2"),
     ("fluo-espcn-x4", "espcn", 4, {}, 10, "espcn-x4"),
-    ("fluo-edsr-x4", "edsr", 4, EDSR_CPU, 15, "edsr-x4"),
+    ("fluo-edsr-x4", "edsr", 4, EDSR_CPU, 90, "edsr-x4"),
 ]
 LR_PATCH, BATCH, POOL = 48, 16, 150  # POOL simulated fields, cropped at random
 PHOTO_START_LR = 0.25  # a model folded from a photo model is refined, not retrained: a gentler learning rate
