@@ -59,11 +59,20 @@ def architecture_text(desc: dict) -> str:
     return spec.summary if spec else str(arch)
 
 
+def _mix_text(run: dict) -> str:
+    """Where a microscopy run's pairs came from (``training.microscopy.MIX``), if it says."""
+    if "real_fraction" not in run:
+        return ""
+    real, photo, clean = run["real_fraction"], run.get("photo_fraction", 0.0), run.get("clean_fraction", 0.0)
+    return (f"; pairs {real:.0%} real fluorescence, {photo:.0%} photographs, {max(0.0, 1 - real - photo):.0%} "
+            f"simulated, {clean:.0%} of them through an almost noise-free camera")
+
+
 def _run_text(run: dict) -> str:
     steps, batch, patch = run.get("steps", "?"), run.get("batch", "?"), run.get("lr_patch", "?")
     return (f"{steps:,} steps of {batch} random {patch}x{patch} LR patches (flips and rotations), "
             f"{run.get('minutes', '?')} minutes ({run.get('machine', '?')}), {run.get('loss', 'L1')} loss, Adam, "
-            f"{run.get('precision', 'float32')} compute with float32 weights")
+            f"{run.get('precision', 'float32')} compute with float32 weights{_mix_text(run)}")
 
 
 def training_lines(train: dict) -> list:
@@ -87,6 +96,8 @@ def reproduce_text(name: str, train: dict, micro: bool) -> str:
     runs = train.get("runs") or [train]
     if micro:
         text = f"`.venv/bin/pip install mahotas && .venv/bin/python scripts/train_microscopy.py --only {name}`"
+        if any(_mix_text(run) for run in runs):
+            text += " with each run's pairs as listed (`--real-fraction`, `--photo-fraction`, `--clean-fraction`)"
     else:
         text = f"`python3 ../shared/data/make_corpus.py && .venv/bin/python scripts/train_zoo.py --only {name}`"
     if any("H200" in str(run.get("machine", "")) or "GPU" in str(run.get("machine", "")) for run in runs):
@@ -303,6 +314,17 @@ def microscopy_table(infos, domains) -> list:
                                   if bicubic.get(k) is not None)
                       + " on these images, the rest being the reference's own noise, which no method can predict "
                       "(`training.metrics.binning_ceiling_psnr`)."]
+        linear = domains.get("linear_upscaler") or {}
+        if linear:
+            lines += ["", "What a linear filter reaches (8x8 LR pixels per output pixel, least squares; "
+                      "`training.validation.linear_baseline_scores`), gain over bicubic in dB: "
+                      + "; ".join(f"at {k}, {r['trained'] - r['bicubic']:+.2f} fitted on the training half of "
+                                  f"nuclear.png, {r['fitted_on_validation'] - r['bicubic']:+.2f} fitted on these "
+                                  "validation images themselves (the best any linear filter can do on them)"
+                                  for k, r in linear.items())
+                      + ". Bicubic is itself such a filter: on this smooth, band-limited widefield image it is "
+                      "close to the best linear map, so the models' gain over it is bounded by what the data "
+                      "hold beyond linear interpolation."]
     return lines
 
 

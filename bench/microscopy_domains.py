@@ -6,7 +6,9 @@ Each shipped model of scale 2 or 4 runs through the engine on the right half of 
 used in training), LR made by binning alone and by a camera at 100 photons
 (``napari_superres.training.validation.evaluate_microscopy``); PSNR/SSIM on the reference's percentile range.
 Beside them, the ceiling of LR by binning: the PSNR a perfect upscaler would reach, limited by the reference's own
-noise (``training.metrics.binning_ceiling_psnr``).
+noise (``training.metrics.binning_ceiling_psnr``), and what a linear upscaler reaches: least-squares filters fitted
+on the training half of nuclear.png, and fitted on the validation images themselves, the best any linear filter
+can do there (``training.validation.linear_baseline_scores``).
 Photo models see the gray image as three equal channels, as the engine feeds them.
 """
 
@@ -43,13 +45,17 @@ def main(argv=None):
         print(name, {k: round(v["psnr"] - v["bicubic_psnr"], 2) for k, v in rows[-1].items() if k != "model"},
               flush=True)
     from napari_superres.training.metrics import binning_ceiling_psnr
-    from napari_superres.training.microscopy import validation_images
+    from napari_superres.training.microscopy import NUCLEAR_SPLIT, nuclear_image, validation_images
+    from napari_superres.training.validation import linear_baseline_scores
 
     ceiling = {f"x{s}": float(np.mean([binning_ceiling_psnr(img, s) for _, img in validation_images()]))
                for s in (2, 4)}
     print("ceiling (the reference's own noise):", {k: round(v, 2) for k, v in ceiling.items()}, flush=True)
+    training_half = [nuclear_image()[:, :NUCLEAR_SPLIT]]
+    linear = {f"x{s}": linear_baseline_scores(training_half, validation_images(), s) for s in (2, 4)}
+    print("linear upscaler:", {k: {m: round(v, 2) for m, v in r.items()} for k, r in linear.items()}, flush=True)
     args.output.write_text(json.dumps({"images": "right half of mahotas' nuclear.png (2 crops)", "rows": rows,
-                                       "binning_ceiling_psnr": ceiling}, indent=1))
+                                       "binning_ceiling_psnr": ceiling, "linear_upscaler": linear}, indent=1))
 
 
 if __name__ == "__main__":

@@ -226,6 +226,8 @@ def main(argv=None):
                    help="start from scratch (default: go on from the model of the same name in --out)")
     p.add_argument("--clean-fraction", type=float,
                    help=f"share of pairs through an almost noise-free camera (default {MIX['clean_fraction']})")
+    p.add_argument("--real-fraction", type=float,
+                   help=f"share of pairs from real fluorescence (default {MIX['real_fraction']})")
     p.add_argument("--photo-fraction", type=float,
                    help=f"share of pairs from photographs (default {MIX['photo_fraction']}; 0 without a corpus)")
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS,
@@ -237,8 +239,8 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     photo_files = load_corpus(args.corpus, args.extra_corpus)[0] if args.corpus.is_dir() else []
     real, photos = real_sources(args.stellarium, photo_files)
-    mix = {k: v for k, v in (("clean_fraction", args.clean_fraction), ("photo_fraction", args.photo_fraction))
-           if v is not None}
+    mix = {k: v for k, v in (("clean_fraction", args.clean_fraction), ("real_fraction", args.real_fraction),
+                             ("photo_fraction", args.photo_fraction)) if v is not None}
     data = {}
     for name, arch, scale, options, minutes, init in ZOO:
         if wanted is None or name in wanted:
