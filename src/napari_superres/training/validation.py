@@ -23,6 +23,7 @@ from .config import DEGRADATIONS
 from .degrade import Degradation, degrade
 from ..engine.axes import luminance
 from .folders import PERCENTILES, ImageFile, normalizer_of, read_slices
+from .linear_upscaler import DEFAULT_TAPS, apply_linear_upscaler, fit_linear_upscaler
 
 SEED = 12345  # the validation LR is the same every epoch and every run
 
@@ -270,19 +271,17 @@ def microscopy_scores(srm, images, *, photons=None, seed: int = SEED, background
             "images": rows, "mean": mean}
 
 
-def linear_baseline_scores(training, images, scale: int, taps: int | None = None) -> dict:
+def linear_baseline_scores(training, images, scale: int, taps: int = DEFAULT_TAPS) -> dict:
     """Mean PSNR on ``images`` (``[(name, 2D array)]``, LR by binning as :func:`microscopy_scores`) of bicubic
     and of the least-squares linear upscaler (:mod:`.linear_upscaler`) fitted on ``training`` (2D arrays of
     the same kind: what a learned linear filter reaches) and fitted on ``images`` themselves (the best any linear
     filter can reach there). Tells how much of a model's gain the data leave to non-linear learning."""
-    from .linear_upscaler import DEFAULT_TAPS, apply_linear_upscaler, fit_linear_upscaler
-
     def pairs(imgs):
         return [(hr, metrics.area_downscale(hr, scale)) for hr in (metrics.modcrop(np.asarray(i), scale) for i in imgs)]
 
     val = pairs([img for _, img in images])
-    fitted = {"trained": fit_linear_upscaler(pairs(training), scale, taps or DEFAULT_TAPS),
-              "fitted_on_validation": fit_linear_upscaler(val, scale, taps or DEFAULT_TAPS)}
+    fitted = {"trained": fit_linear_upscaler(pairs(training), scale, taps),
+              "fitted_on_validation": fit_linear_upscaler(val, scale, taps)}
     rows = {"bicubic": [score(hr, metrics.bicubic_upscale(lr, scale), scale, "normalised")[0] for hr, lr in val]}
     for key, filters in fitted.items():
         rows[key] = [score(hr, _to_dtype(apply_linear_upscaler(filters, lr, scale), hr.dtype), scale, "normalised")[0]
