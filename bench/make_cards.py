@@ -316,7 +316,8 @@ def microscopy_table(infos, domains) -> list:
                       "(`training.metrics.binning_ceiling_psnr`)."]
         linear = domains.get("linear_upscaler") or {}
         if linear:
-            lines += ["", "What a linear filter reaches (8x8 LR pixels per output pixel, least squares; "
+            taps = domains["linear_upscaler_taps"]
+            lines += ["", f"What a linear filter reaches ({taps}x{taps} LR pixels per output pixel, least squares; "
                       "`training.validation.linear_baseline_scores`), gain over bicubic in dB: "
                       + "; ".join(f"at {k}, {r['trained'] - r['bicubic']:+.2f} fitted on the training half of "
                                   f"nuclear.png, {r['fitted_on_validation'] - r['bicubic']:+.2f} fitted on these "

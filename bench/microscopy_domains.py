@@ -46,6 +46,7 @@ def main(argv=None):
               flush=True)
     from napari_superres.training.metrics import binning_ceiling_psnr
     from napari_superres.training.microscopy import NUCLEAR_SPLIT, nuclear_image, validation_images
+    from napari_superres.training.linear_upscaler import DEFAULT_TAPS
     from napari_superres.training.validation import linear_baseline_scores
 
     ceiling = {f"x{s}": float(np.mean([binning_ceiling_psnr(img, s) for _, img in validation_images()]))
@@ -55,7 +56,8 @@ def main(argv=None):
     linear = {f"x{s}": linear_baseline_scores(training_half, validation_images(), s) for s in (2, 4)}
     print("linear upscaler:", {k: {m: round(v, 2) for m, v in r.items()} for k, r in linear.items()}, flush=True)
     args.output.write_text(json.dumps({"images": "right half of mahotas' nuclear.png (2 crops)", "rows": rows,
-                                       "binning_ceiling_psnr": ceiling, "linear_upscaler": linear}, indent=1))
+                                       "binning_ceiling_psnr": ceiling, "linear_upscaler": linear,
+                                       "linear_upscaler_taps": DEFAULT_TAPS}, indent=1))
 
 
 if __name__ == "__main__":

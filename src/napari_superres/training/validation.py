@@ -276,6 +276,7 @@ def linear_baseline_scores(training, images, scale: int, taps: int = DEFAULT_TAP
     and of the least-squares linear upscaler (:mod:`.linear_upscaler`) fitted on ``training`` (2D arrays of
     the same kind: what a learned linear filter reaches) and fitted on ``images`` themselves (the best any linear
     filter can reach there). Tells how much of a model's gain the data leave to non-linear learning."""
+
     def pairs(imgs):
         return [(hr, metrics.area_downscale(hr, scale)) for hr in (metrics.modcrop(np.asarray(i), scale) for i in imgs)]
 
